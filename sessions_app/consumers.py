@@ -1,0 +1,299 @@
+"""The WebSocket endpoint: Word publishes, viewers receive (PROTOCOL.md sections 2-5)."""
+
+import asyncio
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from conversion import ConversionError
+
+from .access import AccessDenied, access_session_by_token, token_still_usable
+from .documents import documents
+from .origins import origin_allowed
+from .presence import presence
+from .publishing import publisher
+from .services import SessionUnavailable, do_end_session, session_group
+
+log = logging.getLogger(__name__)
+
+ERROR_TEXTS = {
+    "E1001": "Session not found",
+    "E1002": "Missing authentication token",
+    "E1003": "Invalid token",
+    "E1004": "Invalid action",
+    "E1006": "Session expired or removed",
+    "E1007": "Socket not authenticated",
+    "E1008": "Action not allowed for this token",
+    "E1009": "Message too large",
+    "E1010": "Malformed message",
+    "E1011": "Too many messages",
+    "E1012": "Authentication timeout",
+    "E2001": "Error processing message",
+    "E2002": "Conversion error",
+}
+
+# Errors after which the server closes the socket, with the close code it uses.
+CLOSING_ERRORS = {
+    "E1001": 4401,
+    "E1002": 4401,
+    "E1003": 4401,
+    "E1006": 4410,
+    "E1007": 4401,
+    "E1009": 4413,
+    "E1012": 4401,
+}
+
+ROLES = ("word", "client")
+PAYLOAD_TYPES = ("ooxml", "docx", "html")
+
+
+class CollabConsumer(AsyncWebsocketConsumer):
+    """One socket of a session: authenticates on its first message, then serves its actions."""
+
+    async def connect(self):
+        """Accept the handshake unless it comes from a page of a foreign origin."""
+        self.session_id = None
+        self.token_id = None
+        self.role = None
+        self.can_end = False
+        self.protocol = 1
+        self.sent_version = -1
+        self.closing = False
+        self.tasks = set()
+        headers = dict(self.scope.get("headers", ()))
+        if not origin_allowed(headers.get(b"origin"), headers.get(b"host")):
+            await self.close()
+            return
+        await self.accept()
+        self.auth_timer = asyncio.ensure_future(self.expire_unauthenticated())
+
+    async def disconnect(self, code):
+        """Forget the socket at once so the same client can reconnect straight away."""
+        self.closing = True
+        if getattr(self, "auth_timer", None):
+            self.auth_timer.cancel()
+        if self.session_id is not None:
+            await self.channel_layer.group_discard(session_group(self.session_id), self.channel_name)
+            await presence.leave(self.session_id, self.role, self.channel_name)
+
+    async def expire_unauthenticated(self):
+        await asyncio.sleep(settings.COLLAB_AUTH_TIMEOUT)
+        if self.session_id is None and not self.closing:
+            await self.fail("E1012", "Unknown")
+
+    # Incoming messages
+
+    async def receive(self, text_data=None, bytes_data=None):
+        """Check, parse and dispatch one frame."""
+        if self.closing:
+            return
+        if text_data is None:
+            await self.send_error("E1010", "Unknown", "binary frames are not accepted")
+            return
+        if message_too_large(text_data):
+            await self.fail("E1009", "Unknown", f"limit {settings.COLLAB_MAX_MESSAGE_BYTES} bytes")
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            await self.send_error("E1010", "Unknown", "expected one JSON object")
+            return
+        action = message.get("Action")
+        if not isinstance(action, str) or not action:
+            await self.send_error("E1010", "Unknown", "Action is missing")
+            return
+        action = action.lower()
+        if self.session_id is None:
+            if not await self.authenticate(message, action):
+                return
+        elif "SessionId" in message and message["SessionId"] != self.session_id:
+            await self.fail("E1007", action)
+            return
+        await self.dispatch_action(message, action)
+
+    async def authenticate(self, message, action):
+        """Check the first message's session and token, join the session and greet version 2 clients."""
+        role = message.get("Origin")
+        session_id = message.get("SessionId")
+        try:
+            token = await database_sync_to_async(access_session_by_token)(
+                session_id, message.get("Token"), role if role in ROLES else None
+            )
+        except AccessDenied as denied:
+            await self.fail(denied.code, action, echo_session=session_id)
+            return False
+        self.auth_timer.cancel()
+        self.session_id = token.session_id
+        self.token_id = token.pk
+        self.role = token.role
+        self.can_end = token.can_end_session
+        protocol = message.get("Protocol")
+        self.protocol = 2 if isinstance(protocol, int) and not isinstance(protocol, bool) and protocol >= 2 else 1
+        await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
+        await presence.join(self.session_id, self.role, self.channel_name)
+        if self.protocol >= 2:
+            await self.greet(message, action)
+        return True
+
+    async def greet(self, message, action):
+        """The version 2 init reply, then the document for a viewer that does not have it yet."""
+        version, frame = await documents.frame(self.session_id, self.protocol, fresh=True)
+        viewers, _ = await presence.counts(self.session_id)
+        await self.send_json(
+            {
+                "Action": "init",
+                "Success": True,
+                "Role": self.role,
+                "Version": version,
+                "Viewers": viewers,
+                "Protocol": 2,
+                "Features": [],
+            }
+        )
+        last_version = message.get("LastVersion")
+        if self.role == "client" and action != "get-html" and last_version != version:
+            await self.send_frame(version, frame)
+
+    async def dispatch_action(self, message, action):
+        handler = {
+            "init": self.action_init,
+            "update-ooxml": self.action_update,
+            "get-html": self.action_get_html,
+            "end-session": self.action_end_session,
+            "ping": self.action_ping if self.protocol >= 2 else None,
+        }.get(action)
+        if handler is None:
+            await self.send_error("E1004", action)
+            return
+        try:
+            await handler(message)
+        except Exception:
+            log.exception("action %s failed in session %s", action, self.session_id)
+            await self.send_error("E2001", action)
+
+    async def action_init(self, message):
+        """The handshake itself; nothing more to do."""
+
+    async def action_ping(self, message):
+        """Answer a version 2 keep-alive."""
+        await self.send_json({"Action": "pong", "Success": True})
+
+    async def action_get_html(self, message):
+        """Send the current HTML to this socket."""
+        current = await documents.frame(self.session_id, self.protocol, fresh=True)
+        if current is None:
+            await self.fail("E1006", "get-html")
+            return
+        await self.send_frame(*current, force=True)
+
+    async def action_update(self, message):
+        """Start converting a Word update; the result reaches every socket through the group."""
+        if self.role != "word":
+            await self.send_error("E1008", "update-ooxml")
+            return
+        if not await database_sync_to_async(token_still_usable)(self.token_id):
+            await self.fail("E1003", "update-ooxml")
+            return
+        content = message.get("Content")
+        payload_type = message.get("PayloadType") or "ooxml"
+        if not isinstance(content, str) or not isinstance(payload_type, str):
+            await self.send_error("E1010", "update-ooxml", "Content must be a string")
+            return
+        if payload_type.lower() not in PAYLOAD_TYPES:
+            await self.send_error("E2002", "update-ooxml", "unsupported PayloadType")
+            return
+        if not content.strip():
+            await self.send_error("E2002", "update-ooxml", "the document is empty")
+            return
+        # Converting runs beside the socket, so pings and newer updates are read meanwhile.
+        task = asyncio.ensure_future(self.publish(content, payload_type.lower()))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def publish(self, content, payload_type):
+        try:
+            await publisher.publish(self.session_id, content, payload_type)
+        except ConversionError as error:
+            await self.send_error("E2002", "update-ooxml", error.reason)
+        except SessionUnavailable:
+            await self.fail("E1006", "update-ooxml")
+        except Exception:
+            log.exception("update of session %s failed", self.session_id)
+            await self.send_error("E2001", "update-ooxml")
+
+    async def action_end_session(self, message):
+        """End the session for everyone, if this token may."""
+        if not self.can_end:
+            await self.send_error("E1008", "end-session")
+            return
+        if not await database_sync_to_async(do_end_session)(self.session_id):
+            await self.fail("E1006", "end-session")
+
+    # Group messages: handler names match the message types sent by services.py.
+
+    async def session_html(self, event):
+        """A new version was stored: send it unless this socket already has it."""
+        if event["version"] <= self.sent_version:
+            return
+        current = await documents.frame(self.session_id, self.protocol, at_least=event["version"])
+        if current is not None:
+            await self.send_frame(*current)
+
+    async def session_ended(self, event):
+        """The session ended: say so, then close normally."""
+        documents.forget(self.session_id)
+        await self.send_json({"Action": "end-session", "Content": event["reason"], "Success": True})
+        await self.close_with_reason(event["reason"], 1000)
+
+    async def token_revoked(self, event):
+        """A token was revoked: a socket using it is refused at once."""
+        if event["token_id"] == self.token_id:
+            await self.fail("E1003", "Unknown")
+
+    # Sending
+
+    async def send_json(self, message):
+        if self.closing:
+            return
+        message = {"Origin": "server", "SessionId": self.session_id, **message}
+        await self.send(text_data=json.dumps(message))
+
+    async def send_frame(self, version, frame, force=False):
+        """Send a get-html frame; versions never go down for one socket."""
+        if self.closing or (version <= self.sent_version and not force) or version < self.sent_version:
+            return
+        self.sent_version = version
+        await self.send(text_data=frame)
+
+    async def send_error(self, code, action, detail=None, echo_session=None):
+        text = ERROR_TEXTS[code]
+        if detail:
+            text = f"{text}: {detail}"
+        message = {"Action": action, "Content": text, "Success": False, "ErrorCode": code}
+        if self.session_id is None and isinstance(echo_session, str) and len(echo_session) <= 64:
+            message["SessionId"] = echo_session
+        await self.send_json(message)
+
+    async def fail(self, code, action, detail=None, echo_session=None):
+        """Send an error that ends the socket, then close it."""
+        await self.send_error(code, action, detail, echo_session)
+        await self.close_with_reason(ERROR_TEXTS[code], CLOSING_ERRORS[code])
+
+    async def close_with_reason(self, reason, code):
+        """session-closed, then the close frame (PROTOCOL.md section 3)."""
+        await self.send_json({"Action": "session-closed", "Content": reason, "Success": True})
+        self.closing = True
+        await self.close(code)
+
+
+def message_too_large(text):
+    """Whether a frame exceeds COLLAB_MAX_MESSAGE_BYTES in UTF-8, without encoding small frames."""
+    limit = settings.COLLAB_MAX_MESSAGE_BYTES
+    if len(text) * 4 <= limit:
+        return False
+    return len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit

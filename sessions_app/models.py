@@ -1,0 +1,134 @@
+"""Sessions, their access tokens and the revisions they published."""
+
+import hashlib
+import hmac
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+TOKEN_PREFIX_LENGTH = 8
+
+
+def new_session_id():
+    """A URL-safe random session id."""
+    return secrets.token_urlsafe(12)
+
+
+def digest_secret(secret):
+    """The stored form of a token: tokens are random, so a plain SHA-256 is enough."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class CollabSession(models.Model):
+    """One shared document: the Word side publishes into it, viewers read it."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        ENDED = "ended"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_session_id, editable=False)
+    title = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    html = models.TextField(blank=True, default="")
+    version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(null=True, blank=True, help_text="Time of the last published version.")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name = "session"
+        ordering = ["-created_at"]
+        indexes = [
+            # The admin and API list sessions by status, newest first.
+            models.Index(fields=["status", "-created_at"], name="session_status_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.title or 'Untitled'} ({self.id})"
+
+    @property
+    def is_active(self):
+        return self.status == self.Status.ACTIVE
+
+
+class TokenQuerySet(models.QuerySet):
+    def for_secret(self, secret):
+        """The token whose secret this is, or None; compared in constant time."""
+        if not secret or not isinstance(secret, str) or len(secret) > 200:
+            return None
+        digest = digest_secret(secret)
+        token = self.select_related("session").filter(digest=digest).first()
+        if token is None or not hmac.compare_digest(token.digest, digest):
+            return None
+        return token
+
+
+class SessionToken(models.Model):
+    """An access token of a session; only its hash and a short prefix are stored."""
+
+    class Role(models.TextChoices):
+        WORD = "word"
+        CLIENT = "client"
+
+    session = models.ForeignKey(CollabSession, on_delete=models.CASCADE, related_name="tokens")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    can_end_session = models.BooleanField(default=False)
+    label = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=TOKEN_PREFIX_LENGTH, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked = models.BooleanField(default=False)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TokenQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "token"
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return f"{self.role} token {self.prefix}… of {self.session_id}"
+
+    @classmethod
+    def build(cls, session, role, **fields):
+        """A new unsaved token and its plain-text secret, which is never stored."""
+        secret = secrets.token_urlsafe(32)
+        fields.setdefault("can_end_session", role == cls.Role.WORD)
+        token = cls(
+            session=session,
+            role=role,
+            prefix=secret[:TOKEN_PREFIX_LENGTH],
+            digest=digest_secret(secret),
+            **fields,
+        )
+        return token, secret
+
+    def is_usable(self, now=None):
+        """Unrevoked and unexpired."""
+        now = now or timezone.now()
+        return not self.revoked and (self.expires_at is None or self.expires_at > now)
+
+
+class Revision(models.Model):
+    """A version a session published, kept so nothing published is lost."""
+
+    session = models.ForeignKey(CollabSession, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField()
+    html = models.TextField()
+    input_bytes = models.PositiveIntegerField(default=0)
+    html_bytes = models.PositiveIntegerField(default=0)
+    conversion_ms = models.PositiveIntegerField(default=0)
+    warnings = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "version"], name="revision_unique_version"),
+        ]
+
+    def __str__(self):
+        return f"{self.session_id} v{self.version}"

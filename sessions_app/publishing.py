@@ -1,0 +1,84 @@
+"""Per-process conversion queue: one conversion per session at a time, latest update wins."""
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from conversion import ConversionPool, Limits
+
+from .services import do_publish_document
+
+log = logging.getLogger(__name__)
+
+SUPERSEDED = None  # result of an update replaced by a newer one before it was converted
+
+_pool = None
+
+
+def conversion_limits():
+    """The conversion limits from settings."""
+    return Limits(
+        max_input_bytes=settings.COLLAB_MAX_MESSAGE_BYTES,
+        max_archive_bytes=settings.COLLAB_MAX_MESSAGE_BYTES,
+        max_uncompressed_bytes=settings.COLLAB_MAX_UNCOMPRESSED_BYTES,
+        max_parts=settings.COLLAB_MAX_PARTS,
+        max_compression_ratio=settings.COLLAB_MAX_COMPRESSION_RATIO,
+        max_xml_depth=settings.COLLAB_MAX_XML_DEPTH,
+        timeout_seconds=settings.COLLAB_CONVERSION_TIMEOUT,
+    )
+
+
+def conversion_pool():
+    """This process's pool of conversion workers, started on first use."""
+    global _pool
+    if _pool is None:
+        _pool = ConversionPool(workers=settings.COLLAB_CONVERSION_WORKERS, limits=conversion_limits())
+    return _pool
+
+
+@dataclass
+class _Job:
+    content: str
+    payload_type: str
+    future: asyncio.Future = field(repr=False)
+
+
+class SessionPublisher:
+    """Runs one session's conversions in order; a waiting update is replaced by a newer one."""
+
+    def __init__(self):
+        self._waiting = {}
+        self._running = {}
+
+    async def publish(self, session_id, content, payload_type):
+        """Convert and store an update; the new version, or SUPERSEDED if a newer update replaced it."""
+        future = asyncio.get_running_loop().create_future()
+        replaced = self._waiting.get(session_id)
+        if replaced is not None and not replaced.future.done():
+            replaced.future.set_result(SUPERSEDED)
+        self._waiting[session_id] = _Job(content, payload_type, future)
+        if session_id not in self._running:
+            self._running[session_id] = asyncio.ensure_future(self._drain(session_id))
+        # The update is published even if the sender goes away meanwhile.
+        return await asyncio.shield(future)
+
+    async def _drain(self, session_id):
+        try:
+            while (job := self._waiting.pop(session_id, None)) is not None:
+                try:
+                    converted = await conversion_pool().convert(job.content, job.payload_type)
+                    version = await database_sync_to_async(do_publish_document)(session_id, converted)
+                except Exception as exc:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                else:
+                    if not job.future.done():
+                        job.future.set_result(version)
+        finally:
+            self._running.pop(session_id, None)
+
+
+publisher = SessionPublisher()
