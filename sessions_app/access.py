@@ -42,7 +42,11 @@ def note_token_used(token):
         token.last_used_at = now
 
 
-def token_still_usable(token_id):
-    """Whether a token accepted earlier has not since been revoked, expired or lost its session."""
+def refusal_for_socket(token_id):
+    """Why a socket authenticated earlier may no longer act (E1006, E1003), or None."""
     token = SessionToken.objects.select_related("session").filter(pk=token_id).first()
-    return token is not None and token.is_usable() and token.session.is_active
+    if token is None or not token.session.is_active:
+        return "E1006"
+    if not token.is_usable():
+        return "E1003"
+    return None

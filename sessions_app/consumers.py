@@ -10,7 +10,7 @@ from django.conf import settings
 
 from conversion import ConversionError
 
-from .access import AccessDenied, access_session_by_token, token_still_usable
+from .access import AccessDenied, access_session_by_token, refusal_for_socket
 from .documents import documents
 from .origins import origin_allowed
 from .presence import presence
@@ -133,7 +133,9 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.role = token.role
         self.can_end = token.can_end_session
         protocol = message.get("Protocol")
-        self.protocol = 2 if isinstance(protocol, int) and not isinstance(protocol, bool) and protocol >= 2 else 1
+        self.protocol = (
+            2 if isinstance(protocol, int) and not isinstance(protocol, bool) and protocol >= 2 else 1
+        )
         await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
         await presence.join(self.session_id, self.role, self.channel_name)
         if self.protocol >= 2:
@@ -196,8 +198,9 @@ class CollabConsumer(AsyncWebsocketConsumer):
         if self.role != "word":
             await self.send_error("E1008", "update-ooxml")
             return
-        if not await database_sync_to_async(token_still_usable)(self.token_id):
-            await self.fail("E1003", "update-ooxml")
+        refusal = await database_sync_to_async(refusal_for_socket)(self.token_id)
+        if refusal:
+            await self.fail(refusal, "update-ooxml")
             return
         content = message.get("Content")
         payload_type = message.get("PayloadType") or "ooxml"

@@ -20,7 +20,9 @@ def viewer_url(session_id, client_secret):
 
 def publish_code(session_id, word_secret):
     """One pasteable string carrying what the Word add-in needs to publish."""
-    payload = json.dumps({"s": session_id, "t": word_secret, "u": settings.COLLAB_PUBLIC_URL}, separators=(",", ":"))
+    payload = json.dumps(
+        {"s": session_id, "t": word_secret, "u": settings.COLLAB_PUBLIC_URL}, separators=(",", ":")
+    )
     return "collab:" + base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 

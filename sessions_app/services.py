@@ -1,6 +1,7 @@
 """Every state change of sessions, tokens and revisions, and the broadcast that follows it."""
 
 import logging
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -114,4 +115,3 @@ def current_document(session_id):
     """(version, html) of a session as stored, or None if it does not exist."""
     row = CollabSession.objects.filter(pk=session_id).values_list("version", "html").first()
     return tuple(row) if row else None
-

@@ -28,4 +28,3 @@ class Command(BaseCommand):
         self.stdout.write(f"WebSocket   {details['ws_url']}")
         self.stdout.write(f"Publish code (paste into the Word add-in) {details['publish_code']}")
         self.stdout.write("The tokens are shown once only; they are stored hashed.")
-

@@ -1,0 +1,228 @@
+"""python manage.py publish <session id> <file.docx | flat-opc.xml> --token T [--url ws://…/ws] [--watch]"""
+
+import asyncio
+import base64
+import hashlib
+import json
+import random
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from sessions_app.links import ws_url
+
+POLL_SECONDS = 0.5
+FIRST_RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 10
+# Errors about one update only: watching goes on after them. Any other error ends the command.
+UPDATE_ERRORS = {"E1004", "E1008", "E1010", "E1011", "E2001", "E2002"}
+
+
+class ServerError(Exception):
+    """An error message (or an unannounced session-closed) from the server."""
+
+    def __init__(self, code, text):
+        super().__init__(f"{code}: {text}")
+        self.fatal = code not in UPDATE_ERRORS
+
+
+class SessionEnded(Exception):
+    """The server ended the session."""
+
+
+class Command(BaseCommand):
+    help = "Publish a .docx or Flat OPC file to a session as the Word add-in would, and again on changes."
+
+    def add_arguments(self, parser):
+        parser.add_argument("session_id")
+        parser.add_argument("path", help="a .docx file or a Flat OPC .xml file")
+        parser.add_argument("--token", required=True, help="a word token of the session")
+        parser.add_argument("--url", help="the server's WebSocket URL (default: from COLLAB_PUBLIC_URL)")
+        parser.add_argument("--watch", action="store_true", help="publish again whenever the file changes")
+        parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for each answer")
+
+    def handle(self, *args, session_id, path, token, url, watch, timeout, **options):
+        publisher = Publisher(self, session_id, token, url or ws_url(), Path(path), timeout)
+        try:
+            asyncio.run(publisher.watch() if watch else publisher.publish_once())
+        except KeyboardInterrupt:
+            self.stdout.write("Stopped.")
+        except SessionEnded as ended:
+            self.stdout.write(f"The session has ended: {ended}")
+
+
+class Publisher:
+    """One `word` client of a session, publishing one file."""
+
+    def __init__(self, command, session_id, token, url, path, timeout):
+        self.command = command
+        self.session_id = session_id
+        self.token = token
+        self.url = url
+        self.path = path
+        self.timeout = timeout
+        self.file_state = None
+        self.sent_digest = None
+        self.confirmed_version = 0
+        self.unconfirmed_since = None
+
+    async def publish_once(self):
+        """Send the file once and wait until the server has stored it."""
+        document = self.read_document()
+        try:
+            async with self.connect() as websocket, asyncio.timeout(self.timeout):
+                version_before = await self.open_session(websocket, document)
+                while self.confirmed_version <= version_before:
+                    await self.next_message(websocket)
+        except ServerError as error:
+            raise CommandError(f"the server refused the update: {error}") from None
+        except SessionEnded as ended:
+            raise CommandError(f"the session ended before the update was stored: {ended}") from None
+        except TimeoutError:
+            raise CommandError(f"no answer from {self.url} within {self.timeout:g} s") from None
+        except (OSError, ConnectionClosed, InvalidHandshake) as error:
+            raise CommandError(f"cannot publish to {self.url}: {describe(error)}") from None
+
+    async def watch(self):
+        """Publish now and on every change of the file, reconnecting whenever the connection drops."""
+        self.read_document()  # a missing or unreadable file fails at once, not after retries
+        delay = FIRST_RETRY_SECONDS
+        while True:
+            try:
+                async with self.connect() as websocket:
+                    # A new connection may reach a restarted server, so it gets the current content again.
+                    await asyncio.wait_for(self.open_session(websocket, self.read_document()), self.timeout)
+                    delay = FIRST_RETRY_SECONDS
+                    await self.follow(websocket)
+            except ServerError as error:
+                raise CommandError(f"the server refused the connection: {error}") from None
+            except InvalidStatus as error:
+                # A 4xx (wrong URL, refused origin) will not heal by itself; a 5xx from a proxy may.
+                if 400 <= error.response.status_code < 500:
+                    raise CommandError(f"cannot connect to {self.url}: {describe(error)}") from None
+                self.command.stderr.write(f"Cannot connect: {describe(error)}")
+            except InvalidURI as error:
+                raise CommandError(describe(error)) from None
+            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as error:
+                self.command.stderr.write(f"Connection lost: {describe(error)}")
+            # Jitter keeps many publishers from hitting a restarted server in lockstep.
+            wait = random.uniform(delay / 2, delay)  # noqa: S311
+            self.command.stderr.write(f"Reconnecting in {wait:.1f} s")
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
+
+    async def follow(self, websocket):
+        """Read the server's messages and send the file whenever it changes, until the connection ends."""
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time() + POLL_SECONDS
+        while True:
+            try:
+                # Cancelling recv() loses no data, so the socket is read in slices between polls.
+                await asyncio.wait_for(self.next_message(websocket), max(0, next_poll - loop.time()))
+            except TimeoutError:
+                document = self.changed_document()
+                if document is not None:
+                    await self.send_update(websocket, document)
+                next_poll = loop.time() + POLL_SECONDS
+            except ServerError as error:
+                if error.fatal:
+                    raise
+                self.command.stderr.write(f"The server refused the update: {error}")
+                self.unconfirmed_since = None
+            if self.unconfirmed_since is not None and loop.time() - self.unconfirmed_since > self.timeout:
+                raise TimeoutError(f"the update was not confirmed within {self.timeout:g} s")
+
+    def connect(self):
+        # The server's get-html broadcasts are as large as the documents.
+        return connect(self.url, max_size=None, open_timeout=self.timeout, close_timeout=5)
+
+    async def open_session(self, websocket, document):
+        """Authenticate with the document as the first message's update; returns the version before it."""
+        self.unconfirmed_since = None
+        await self.send_update(websocket, document, {"Token": self.token, "Protocol": 2})
+        while (message := await self.next_message(websocket)).get("Action") != "init":
+            pass
+        self.confirmed_version = message.get("Version", 0)
+        return self.confirmed_version
+
+    async def send_update(self, websocket, document, extra=None):
+        """Send an update-ooxml, as the Word add-in does."""
+        payload_type, content = document
+        message = {
+            "Origin": "word",
+            "SessionId": self.session_id,
+            "Action": "update-ooxml",
+            "PayloadType": payload_type,
+            "Content": content,
+            **(extra or {}),
+        }
+        await websocket.send(json.dumps(message))
+        self.sent_digest = digest(content)
+        if self.unconfirmed_since is None:
+            self.unconfirmed_since = asyncio.get_running_loop().time()
+
+    async def next_message(self, websocket):
+        """The next message from the server; errors and the end of the session are raised."""
+        while True:
+            try:
+                message = json.loads(await websocket.recv())
+            except ValueError:
+                continue
+            if isinstance(message, dict):
+                break
+        action = str(message.get("Action", "")).lower()
+        if message.get("Success") is False:
+            raise ServerError(message.get("ErrorCode"), message.get("Content"))
+        if action == "end-session":
+            raise SessionEnded(message.get("Content"))
+        if action == "session-closed":
+            raise ServerError("closed", message.get("Content"))
+        version = message.get("Version")
+        if action == "get-html" and isinstance(version, int) and version > self.confirmed_version:
+            self.confirmed_version = version
+            self.unconfirmed_since = None
+            self.command.stdout.write(f"Published version {version}")
+        return message
+
+    def changed_document(self):
+        """The file's payload if the file changed since the last look and differs from what was sent last."""
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None  # an editor is replacing the file; look again next time
+        state = (stat.st_mtime_ns, stat.st_size)
+        if state == self.file_state:
+            return None
+        try:
+            document = self.read_document()
+        except CommandError as error:
+            self.command.stderr.write(str(error))
+            return None
+        return None if digest(document[1]) == self.sent_digest else document
+
+    def read_document(self):
+        """(PayloadType, Content) of the file: base64 for a .docx, the text for Flat OPC."""
+        try:
+            stat = self.path.stat()
+            data = self.path.read_bytes()
+        except OSError as error:
+            raise CommandError(f"cannot read {self.path}: {error.strerror}") from None
+        self.file_state = (stat.st_mtime_ns, stat.st_size)
+        if data.startswith(b"PK\x03\x04"):
+            return "docx", base64.b64encode(data).decode("ascii")
+        try:
+            return "ooxml", data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise CommandError(f"{self.path} is neither a .docx nor UTF-8 Flat OPC XML") from None
+
+
+def digest(content):
+    """A fingerprint of a payload, to never send the same content twice in a row."""
+    return hashlib.sha256(content.encode()).digest()
+
+
+def describe(error):
+    """A short description of a connection failure (they never contain the token)."""
+    return str(error) or type(error).__name__

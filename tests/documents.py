@@ -1,0 +1,33 @@
+"""Small Word documents made on the fly, and the shared corpus."""
+
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+_PACKAGE = """<?xml version="1.0" standalone="yes"?>
+<?mso-application progid="Word.Document"?>
+<pkg:package xmlns:pkg="http://schemas.microsoft.com/office/2006/xmlPackage">
+<pkg:part pkg:name="/_rels/.rels" pkg:contentType="application/vnd.openxmlformats-package.relationships+xml">
+<pkg:xmlData><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">
+<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"
+ Target="word/document.xml"/></Relationships></pkg:xmlData></pkg:part>
+<pkg:part pkg:name="/word/document.xml"
+ pkg:contentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml">
+<pkg:xmlData><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
+<w:body>{paragraphs}</w:body></w:document></pkg:xmlData></pkg:part>
+</pkg:package>"""
+
+
+def flat_opc(*paragraphs):
+    """A Flat OPC package, as Word.Body.getOoxml() returns it, with these paragraphs."""
+    body = "".join(f"<w:p><w:r><w:t>{escape(text)}</w:t></w:r></w:p>" for text in paragraphs)
+    return _PACKAGE.format(paragraphs=body)
+
+
+def corpus_file(relative):
+    """A corpus document's path; fails loudly when the corpus is missing."""
+    path = CORPUS / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus document missing: {path}")
+    return path

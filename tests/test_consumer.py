@@ -1,0 +1,414 @@
+"""The WebSocket consumer on the real ASGI application, for version 1 and version 2 clients."""
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.utils import timezone
+
+from collab.asgi import application
+from sessions_app.models import CollabSession, SessionToken
+from sessions_app.services import do_create_session, do_issue_token
+from tests.documents import flat_opc
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TIMEOUT = 30  # conversions run in worker processes; generous so a busy machine does not fail tests
+
+
+@pytest.fixture
+def session():
+    """An active session with its two plain-text tokens."""
+    created, word, client = do_create_session("Consumer test")
+    return {"id": created.id, "word": word, "client": client, "model": created}
+
+
+async def open_socket(headers=None):
+    communicator = WebsocketCommunicator(application, "/ws", headers=headers or [])
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert connected
+    return communicator
+
+
+async def send(communicator, **message):
+    await communicator.send_to(text_data=json.dumps(message))
+
+
+async def receive(communicator):
+    return json.loads(await communicator.receive_from(timeout=TIMEOUT))
+
+
+async def join(session, role="client", protocol=2, **extra):
+    """A socket authenticated into the session with an init message."""
+    communicator = await open_socket()
+    message = {"Origin": role, "SessionId": session["id"], "Token": session[role], "Action": "init"}
+    if protocol:
+        message["Protocol"] = protocol
+    await send(communicator, **message, **extra)
+    return communicator
+
+
+async def receive_action(communicator, action):
+    """The next message, which must have this action."""
+    message = await receive(communicator)
+    assert message["Action"] == action, message
+    return message
+
+
+async def assert_closed(communicator, code):
+    output = await communicator.receive_output(timeout=TIMEOUT)
+    assert output == {"type": "websocket.close", "code": code}
+
+
+async def stored(session_id):
+    return await sync_to_async(CollabSession.objects.get)(pk=session_id)
+
+
+async def test_word_v2_gets_init_reply(session):
+    word = await join(session, "word")
+    reply = await receive_action(word, "init")
+    assert reply == {
+        "Origin": "server",
+        "SessionId": session["id"],
+        "Action": "init",
+        "Success": True,
+        "Role": "word",
+        "Version": 0,
+        "Viewers": 0,
+        "Protocol": 2,
+        "Features": [],
+    }
+    assert await word.receive_nothing(0.2)
+    await word.disconnect()
+
+
+async def test_viewer_v2_gets_init_then_current_html(session):
+    viewer = await join(session, "client")
+    init = await receive_action(viewer, "init")
+    assert init["Role"] == "client" and init["Viewers"] == 1
+    html = await receive_action(viewer, "get-html")
+    assert html == {
+        "Origin": "server",
+        "SessionId": session["id"],
+        "Action": "get-html",
+        "PayloadType": "html",
+        "Content": "",
+        "Success": True,
+        "Version": 0,
+    }
+    await viewer.disconnect()
+
+
+async def test_viewer_gets_update_from_word(session):
+    viewer = await join(session, "client")
+    await receive_action(viewer, "init")
+    await receive_action(viewer, "get-html")
+    word = await join(session, "word")
+    await receive_action(word, "init")
+    await send(word, Action="update-ooxml", Content=flat_opc("Hello from Word"))
+    for socket in (viewer, word):
+        update = await receive_action(socket, "get-html")
+        assert update["Version"] == 1
+        assert update["Content"] == "<p>Hello from Word</p>"
+    # Stored before anyone heard of it.
+    assert (await stored(session["id"])).version == 1
+    await viewer.disconnect()
+    await word.disconnect()
+
+
+async def test_v1_viewer_receives_only_v1_messages(session):
+    viewer = await join(session, "client", protocol=None)
+    assert await viewer.receive_nothing(0.3)
+    word = await join(session, "word", protocol=None)
+    await send(word, Action="update-ooxml", Content=flat_opc("Version one"))
+    message = await receive(viewer)
+    assert message == {
+        "Origin": "server",
+        "SessionId": session["id"],
+        "Action": "get-html",
+        "PayloadType": "html",
+        "Content": "<p>Version one</p>",
+        "Success": True,
+    }
+    await receive_action(word, "get-html")
+    await send(word, Action="end-session")
+    assert await receive(viewer) == {
+        "Origin": "server",
+        "SessionId": session["id"],
+        "Action": "end-session",
+        "Content": "Session ended successfully.",
+        "Success": True,
+    }
+    assert (await receive(viewer))["Action"] == "session-closed"
+    await assert_closed(viewer, 1000)
+
+
+async def test_v1_get_html_has_no_version(session):
+    viewer = await join(session, "client", protocol=None)
+    await send(viewer, Action="get-html")
+    message = await receive_action(viewer, "get-html")
+    assert "Version" not in message and message["Content"] == ""
+    await viewer.disconnect()
+
+
+async def test_first_message_action_is_carried_out(session):
+    word = await open_socket()
+    await send(
+        word,
+        Origin="word",
+        SessionId=session["id"],
+        Token=session["word"],
+        Action="update-ooxml",
+        Content=flat_opc("First message publishes"),
+    )
+    update = await receive_action(word, "get-html")
+    assert update["Content"] == "<p>First message publishes</p>"
+    assert (await stored(session["id"])).html == "<p>First message publishes</p>"
+    await word.disconnect()
+
+
+async def test_first_message_get_html_sends_html_once(session):
+    viewer = await open_socket()
+    await send(
+        viewer,
+        Origin="client",
+        SessionId=session["id"],
+        Token=session["client"],
+        Action="GET-HTML",
+        Protocol=2,
+    )
+    await receive_action(viewer, "init")
+    await receive_action(viewer, "get-html")
+    assert await viewer.receive_nothing(0.3)
+    await viewer.disconnect()
+
+
+async def test_last_version_skips_html_already_shown(session):
+    word = await join(session, "word")
+    await receive_action(word, "init")
+    await send(word, Action="update-ooxml", Content=flat_opc("Shown already"))
+    await receive_action(word, "get-html")
+    current = await join(session, "client", LastVersion=1)
+    await receive_action(current, "init")
+    assert await current.receive_nothing(0.3)
+    behind = await join(session, "client", LastVersion=0)
+    await receive_action(behind, "init")
+    assert (await receive_action(behind, "get-html"))["Version"] == 1
+    for socket in (word, current, behind):
+        await socket.disconnect()
+
+
+async def test_ping_gets_pong_in_v2_only(session):
+    v2 = await join(session, "client")
+    await receive_action(v2, "init")
+    await receive_action(v2, "get-html")
+    await send(v2, Action="ping")
+    assert (await receive_action(v2, "pong"))["Success"] is True
+    v1 = await join(session, "client", protocol=None)
+    await send(v1, Action="ping")
+    assert (await receive(v1))["ErrorCode"] == "E1004"
+    await v1.disconnect()
+    await v2.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"SessionId": "no-such-session"}, "E1001"),
+        ({"Token": None}, "E1002"),
+        ({"Token": "not-a-real-token"}, "E1003"),
+        ({"Origin": "word"}, "E1003"),  # a client token cannot join as word
+        ({"Origin": "server"}, "E1003"),
+    ],
+)
+async def test_failed_authentication_is_refused_and_closed(session, change, code):
+    socket = await open_socket()
+    message = {"Origin": "client", "SessionId": session["id"], "Token": session["client"], "Action": "init"}
+    message.update(change)
+    await send(socket, **{k: v for k, v in message.items() if v is not None})
+    error = await receive(socket)
+    assert error["Success"] is False and error["ErrorCode"] == code and error["Action"] == "init"
+    assert "token" not in error["Content"].lower() or code in ("E1002", "E1003")
+    assert session["client"] not in json.dumps(error)
+    assert (await receive(socket))["Action"] == "session-closed"
+    await assert_closed(socket, 4401)
+
+
+async def test_ended_session_is_refused(session):
+    await sync_to_async(CollabSession.objects.filter(pk=session["id"]).update)(status="ended")
+    socket = await join(session, "client")
+    assert (await receive(socket))["ErrorCode"] == "E1001"
+    assert (await receive(socket))["Action"] == "session-closed"
+    await assert_closed(socket, 4401)
+
+
+async def test_token_of_another_session_is_refused(session):
+    other, _, other_client = await sync_to_async(do_create_session)("Other")
+    socket = await open_socket()
+    await send(socket, Origin="client", SessionId=session["id"], Token=other_client, Action="init")
+    assert (await receive(socket))["ErrorCode"] == "E1003"
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize("state", ["revoked", "expired"])
+async def test_unusable_token_is_refused(session, state):
+    def make_token():
+        fields = {"expires_at": timezone.now() - timedelta(minutes=1)} if state == "expired" else {}
+        token, secret = do_issue_token(session["model"], SessionToken.Role.CLIENT, **fields)
+        if state == "revoked":
+            SessionToken.objects.filter(pk=token.pk).update(revoked=True)
+        return secret
+
+    secret = await sync_to_async(make_token)()
+    socket = await open_socket()
+    await send(socket, Origin="client", SessionId=session["id"], Token=secret, Action="init")
+    assert (await receive(socket))["ErrorCode"] == "E1003"
+    await socket.disconnect()
+
+
+async def test_unknown_action_keeps_socket_open(session):
+    viewer = await join(session, "client", protocol=None)
+    await send(viewer, Action="dance")
+    error = await receive(viewer)
+    assert error["ErrorCode"] == "E1004" and error["Action"] == "dance"
+    await send(viewer, Action="get-html")
+    await receive_action(viewer, "get-html")
+    await viewer.disconnect()
+
+
+async def test_mismatched_session_id_closes(session):
+    viewer = await join(session, "client", protocol=None)
+    await send(viewer, Action="get-html", SessionId="another-session")
+    error = await receive(viewer)
+    assert error["ErrorCode"] == "E1007"
+    assert (await receive(viewer))["Action"] == "session-closed"
+    await assert_closed(viewer, 4401)
+
+
+async def test_client_token_cannot_publish_or_end(session):
+    viewer = await join(session, "client", protocol=None)
+    await send(viewer, Action="update-ooxml", Content=flat_opc("Not allowed"))
+    assert (await receive(viewer))["ErrorCode"] == "E1008"
+    await send(viewer, Action="end-session")
+    assert (await receive(viewer))["ErrorCode"] == "E1008"
+    assert (await stored(session["id"])).status == "active"
+    await viewer.disconnect()
+
+
+async def test_oversized_message_is_refused(session, settings):
+    settings.COLLAB_MAX_MESSAGE_BYTES = 1000
+    word = await join(session, "word", protocol=None)
+    # 400 characters of 3 bytes each: counted in UTF-8 bytes, not characters.
+    await send(word, Action="update-ooxml", Content="€" * 400)
+    error = await receive(word)
+    assert error["ErrorCode"] == "E1009" and error["Action"] == "Unknown"
+    assert (await receive(word))["Action"] == "session-closed"
+    await assert_closed(word, 4413)
+
+
+@pytest.mark.parametrize(
+    "frame", [{"bytes_data": b"\x00\x01"}, {"text_data": "not json"}, {"text_data": "[1, 2]"}]
+)
+async def test_malformed_frames_get_e1010_and_stay_open(session, frame):
+    viewer = await join(session, "client", protocol=None)
+    await viewer.send_to(**frame)
+    error = await receive(viewer)
+    assert error == {
+        "Origin": "server",
+        "SessionId": session["id"],
+        "Action": "Unknown",
+        "Content": error["Content"],
+        "Success": False,
+        "ErrorCode": "E1010",
+    }
+    await send(viewer, Action="get-html")
+    await receive_action(viewer, "get-html")
+    await viewer.disconnect()
+
+
+async def test_silent_socket_times_out(settings):
+    settings.COLLAB_AUTH_TIMEOUT = 0.2
+    socket = await open_socket()
+    error = await receive(socket)
+    assert error["ErrorCode"] == "E1012" and error["Action"] == "Unknown"
+    assert (await receive(socket))["Action"] == "session-closed"
+    await assert_closed(socket, 4401)
+
+
+async def test_broken_document_keeps_previous_html(session):
+    word = await join(session, "word")
+    await receive_action(word, "init")
+    await send(word, Action="update-ooxml", Content=flat_opc("Good version"))
+    await receive_action(word, "get-html")
+    await send(word, Action="update-ooxml", Content="<pkg:package broken")
+    error = await receive(word)
+    assert error["ErrorCode"] == "E2002" and error["Action"] == "update-ooxml"
+    assert error["Content"].startswith("Conversion error")
+    await send(word, Action="update-ooxml", PayloadType="docx", Content="bm90IGEgemlw")
+    assert (await receive(word))["ErrorCode"] == "E2002"
+    session_row = await stored(session["id"])
+    assert (session_row.version, session_row.html) == (1, "<p>Good version</p>")
+    await send(word, Action="get-html")
+    assert (await receive_action(word, "get-html"))["Content"] == "<p>Good version</p>"
+    await word.disconnect()
+
+
+async def test_end_session_reaches_every_socket(session):
+    viewer = await join(session, "client")
+    await receive_action(viewer, "init")
+    await receive_action(viewer, "get-html")
+    word = await join(session, "word")
+    await receive_action(word, "init")
+    await send(word, Action="end-session")
+    for socket in (viewer, word):
+        ended = await receive_action(socket, "end-session")
+        assert ended["Content"] == "Session ended successfully."
+        await receive_action(socket, "session-closed")
+        await assert_closed(socket, 1000)
+    assert (await stored(session["id"])).status == "ended"
+
+
+async def test_update_after_session_ended_elsewhere_gets_e1006(session):
+    word = await join(session, "word")
+    await receive_action(word, "init")
+    # Ended without a broadcast reaching this process (another server's database write).
+    await sync_to_async(CollabSession.objects.filter(pk=session["id"]).update)(status="ended")
+    await send(word, Action="update-ooxml", Content=flat_opc("Too late"))
+    assert (await receive(word))["ErrorCode"] == "E1006"
+    assert (await receive(word))["Action"] == "session-closed"
+    await assert_closed(word, 4410)
+
+
+async def test_client_reconnects_at_once(session):
+    for _ in range(3):
+        viewer = await join(session, "client")
+        await receive_action(viewer, "init")
+        await receive_action(viewer, "get-html")
+        await viewer.disconnect()
+
+
+async def test_foreign_origin_is_refused(session):
+    communicator = WebsocketCommunicator(application, "/ws", headers=[(b"origin", b"http://evil.example")])
+    connected, _ = await communicator.connect(timeout=TIMEOUT)
+    assert not connected
+
+
+async def test_own_origin_is_accepted(session):
+    headers = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
+    viewer = await open_socket(headers)
+    await viewer.disconnect()
+
+
+async def test_versions_grow_by_one_per_update(session):
+    word = await join(session, "word")
+    await receive_action(word, "init")
+    for number in range(1, 4):
+        await send(word, Action="update-ooxml", Content=flat_opc(f"Edit {number}"))
+        assert (await receive_action(word, "get-html"))["Version"] == number
+        await asyncio.sleep(0)
+    revisions = await sync_to_async(list)(session["model"].revisions.values_list("version", flat=True))
+    assert sorted(revisions) == [1, 2, 3]
+    await word.disconnect()
