@@ -121,13 +121,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+COLLAB_REDIS_PREFIX = os.environ.get("COLLAB_REDIS_PREFIX", "collab")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
-                "prefix": os.environ.get("COLLAB_REDIS_PREFIX", "collab"),
+                "prefix": COLLAB_REDIS_PREFIX,
                 "capacity": 1000,
                 "expiry": 60,
             },

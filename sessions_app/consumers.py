@@ -13,7 +13,7 @@ from conversion import ConversionError
 from .access import AccessDenied, access_session_by_token, refusal_for_socket
 from .documents import documents
 from .origins import origin_allowed
-from .presence import presence
+from .presence import announcer, presence
 from .publishing import publisher
 from .services import SessionUnavailable, do_end_session, session_group
 
@@ -61,6 +61,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.can_end = False
         self.protocol = 1
         self.sent_version = -1
+        self.sent_presence = None
         self.closing = False
         self.tasks = set()
         headers = dict(self.scope.get("headers", ()))
@@ -76,8 +77,10 @@ class CollabConsumer(AsyncWebsocketConsumer):
         if getattr(self, "auth_timer", None):
             self.auth_timer.cancel()
         if self.session_id is not None:
-            await self.channel_layer.group_discard(session_group(self.session_id), self.channel_name)
+            group = session_group(self.session_id)
+            await self.channel_layer.group_discard(group, self.channel_name)
             await presence.leave(self.session_id, self.role, self.channel_name)
+            announcer.changed(self.session_id, self.channel_layer, group)
 
     async def expire_unauthenticated(self):
         await asyncio.sleep(settings.COLLAB_AUTH_TIMEOUT)
@@ -136,8 +139,10 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.protocol = (
             2 if isinstance(protocol, int) and not isinstance(protocol, bool) and protocol >= 2 else 1
         )
-        await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
+        group = session_group(self.session_id)
+        await self.channel_layer.group_add(group, self.channel_name)
         await presence.join(self.session_id, self.role, self.channel_name)
+        announcer.changed(self.session_id, self.channel_layer, group)
         if self.protocol >= 2:
             await self.greet(message, action)
         return True
@@ -145,7 +150,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
     async def greet(self, message, action):
         """The version 2 init reply, then the document for a viewer that does not have it yet."""
         version, frame = await documents.frame(self.session_id, self.protocol, fresh=True)
-        viewers, _ = await presence.counts(self.session_id)
+        viewers, publishers = await presence.counts(self.session_id)
+        self.sent_presence = (viewers, publishers)
         await self.send_json(
             {
                 "Action": "init",
@@ -246,6 +252,16 @@ class CollabConsumer(AsyncWebsocketConsumer):
         current = await documents.frame(self.session_id, self.protocol, at_least=event["version"])
         if current is not None:
             await self.send_frame(*current)
+
+    async def session_presence(self, event):
+        """Counts changed somewhere: tell a version 2 socket if they differ from what it knows."""
+        counts = (event["viewers"], event["publishers"])
+        if self.protocol < 2 or counts == self.sent_presence:
+            return
+        self.sent_presence = counts
+        await self.send_json(
+            {"Action": "presence", "Viewers": counts[0], "Publishers": counts[1], "Success": True}
+        )
 
     async def session_ended(self, event):
         """The session ended: say so, then close normally."""

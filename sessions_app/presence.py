@@ -1,10 +1,26 @@
-"""Who is connected to each session, per role."""
+"""Who is connected to each session, per role, counted across every server process.
 
+With REDIS_URL each process keeps its sockets in one sorted set per session and role,
+scored by an expiry time it refreshes while it lives, so a crashed process's sockets
+drop out of the counts by themselves. Without Redis there is one process to count.
+"""
+
+import asyncio
+import logging
+import time
 from collections import Counter, defaultdict
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+# A process refreshes its entries every REFRESH seconds; they lapse after TTL.
+REFRESH = 20
+TTL = 60
 
 
 class LocalPresence:
-    """Connection counts of this server process."""
+    """Connection counts of this server process (in-memory channel layer)."""
 
     def __init__(self):
         self._counts = defaultdict(Counter)
@@ -24,8 +40,124 @@ class LocalPresence:
 
     async def counts(self, session_id):
         """(viewers, publishers) connected to a session."""
+        return self.counts_sync(session_id)
+
+    def counts_sync(self, session_id):
+        """(viewers, publishers), for synchronous callers such as the admin."""
         counts = self._counts.get(session_id, Counter())
         return counts["client"], counts["word"]
 
 
-presence = LocalPresence()
+class RedisPresence:
+    """Connection counts shared by all processes through Redis sorted sets."""
+
+    def __init__(self, url, prefix):
+        self.url = url
+        self.prefix = prefix
+        self._members = {}  # channel name -> (session id, role), this process's sockets
+        self._clients = {}  # event loop -> redis client
+        self._refresher = None
+
+    def key(self, session_id, role):
+        return f"{self.prefix}:presence:{session_id}:{role}"
+
+    def _client(self):
+        import redis.asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            self._clients = {loop: redis.asyncio.Redis.from_url(self.url)}
+            client = self._clients[loop]
+        return client
+
+    async def join(self, session_id, role, channel_name):
+        """Count a socket that joined a session."""
+        self._members[channel_name] = (session_id, role)
+        await self._client().zadd(self.key(session_id, role), {channel_name: time.time() + TTL})
+        self._ensure_refresher()
+
+    async def leave(self, session_id, role, channel_name):
+        """Stop counting a socket that left a session."""
+        self._members.pop(channel_name, None)
+        await self._client().zrem(self.key(session_id, role), channel_name)
+
+    async def counts(self, session_id):
+        """(viewers, publishers) connected to a session, in every process."""
+        now = time.time()
+        async with self._client().pipeline(transaction=False) as pipe:
+            pipe.zcount(self.key(session_id, "client"), now, "+inf")
+            pipe.zcount(self.key(session_id, "word"), now, "+inf")
+            viewers, publishers = await pipe.execute()
+        return viewers, publishers
+
+    def counts_sync(self, session_id):
+        """(viewers, publishers), for synchronous callers such as the admin and the API."""
+        import redis
+
+        now = time.time()
+        with redis.Redis.from_url(self.url) as client, client.pipeline(transaction=False) as pipe:
+            pipe.zcount(self.key(session_id, "client"), now, "+inf")
+            pipe.zcount(self.key(session_id, "word"), now, "+inf")
+            viewers, publishers = pipe.execute()
+        return viewers, publishers
+
+    def _ensure_refresher(self):
+        loop = asyncio.get_running_loop()
+        if self._refresher is None or self._refresher.done() or self._refresher.get_loop() is not loop:
+            self._refresher = loop.create_task(self._refresh_forever())
+
+    async def _refresh_forever(self):
+        while self._members:
+            await asyncio.sleep(REFRESH)
+            expiry = time.time() + TTL
+            client = self._client()
+            async with client.pipeline(transaction=False) as pipe:
+                for channel_name, (session_id, role) in list(self._members.items()):
+                    key = self.key(session_id, role)
+                    pipe.zadd(key, {channel_name: expiry})
+                    pipe.zremrangebyscore(key, "-inf", time.time())
+                    pipe.expire(key, TTL * 2)
+                await pipe.execute()
+
+
+def make_presence():
+    """The presence registry that fits the channel layer in use."""
+    if settings.REDIS_URL:
+        return RedisPresence(settings.REDIS_URL, settings.COLLAB_REDIS_PREFIX)
+    return LocalPresence()
+
+
+presence = make_presence()
+
+
+class PresenceAnnouncer:
+    """Tells a session's sockets the new counts after joins and leaves, at most a few times a second."""
+
+    DELAY = 0.25
+
+    def __init__(self):
+        self._pending = set()
+
+    def changed(self, session_id, channel_layer, group):
+        """Note a join or leave; one announcement covers every change within DELAY."""
+        if session_id in self._pending:
+            return
+        self._pending.add(session_id)
+        asyncio.get_running_loop().create_task(self._announce(session_id, channel_layer, group))
+
+    async def _announce(self, session_id, channel_layer, group):
+        try:
+            await asyncio.sleep(self.DELAY)
+        finally:
+            self._pending.discard(session_id)
+        try:
+            viewers, publishers = await presence.counts(session_id)
+            message = {"type": "session.presence", "viewers": viewers, "publishers": publishers}
+            await channel_layer.group_send(group, message)
+        except Exception:
+            # Counts are a courtesy: the next join or leave announces again.
+            log.warning("presence announcement for session %s failed", session_id, exc_info=True)
+
+
+announcer = PresenceAnnouncer()

@@ -37,8 +37,22 @@ async def send(communicator, **message):
     await communicator.send_to(text_data=json.dumps(message))
 
 
-async def receive(communicator):
-    return json.loads(await communicator.receive_from(timeout=TIMEOUT))
+async def receive(communicator, presence=False):
+    """The next message; presence announcements are skipped unless asked for."""
+    while True:
+        message = json.loads(await communicator.receive_from(timeout=TIMEOUT))
+        if presence or message.get("Action") != "presence":
+            return message
+
+
+async def quiet(communicator, seconds=0.4):
+    """Whether nothing but presence announcements arrives for a while."""
+    while True:
+        if await communicator.receive_nothing(seconds):
+            return True
+        message = json.loads(await communicator.receive_from())
+        if message.get("Action") != "presence":
+            return False
 
 
 async def join(session, role="client", protocol=2, **extra):
@@ -81,7 +95,7 @@ async def test_word_v2_gets_init_reply(session):
         "Protocol": 2,
         "Features": [],
     }
-    assert await word.receive_nothing(0.2)
+    assert await quiet(word)
     await word.disconnect()
 
 
@@ -121,10 +135,10 @@ async def test_viewer_gets_update_from_word(session):
 
 async def test_v1_viewer_receives_only_v1_messages(session):
     viewer = await join(session, "client", protocol=None)
-    assert await viewer.receive_nothing(0.3)
+    assert await viewer.receive_nothing(0.5)
     word = await join(session, "word", protocol=None)
     await send(word, Action="update-ooxml", Content=flat_opc("Version one"))
-    message = await receive(viewer)
+    message = await receive(viewer, presence=True)
     assert message == {
         "Origin": "server",
         "SessionId": session["id"],
@@ -135,15 +149,41 @@ async def test_v1_viewer_receives_only_v1_messages(session):
     }
     await receive_action(word, "get-html")
     await send(word, Action="end-session")
-    assert await receive(viewer) == {
+    assert await receive(viewer, presence=True) == {
         "Origin": "server",
         "SessionId": session["id"],
         "Action": "end-session",
         "Content": "Session ended successfully.",
         "Success": True,
     }
-    assert (await receive(viewer))["Action"] == "session-closed"
+    assert (await receive(viewer, presence=True))["Action"] == "session-closed"
     await assert_closed(viewer, 1000)
+
+
+async def test_presence_counts_reach_v2_sockets(session):
+    viewer = await join(session, "client")
+    assert (await receive_action(viewer, "init"))["Viewers"] == 1
+    word = await join(session, "word")
+    assert (await receive_action(word, "init"))["Viewers"] == 1
+    second = await join(session, "client", protocol=None)
+    while (message := await receive(viewer, presence=True))["Action"] != "presence" or message[
+        "Viewers"
+    ] != 2:
+        pass
+    assert message == {
+        "Origin": "server",
+        "SessionId": session["id"],
+        "Action": "presence",
+        "Viewers": 2,
+        "Publishers": 1,
+        "Success": True,
+    }
+    await second.disconnect()
+    while (message := await receive(word, presence=True))["Action"] != "presence" or message["Viewers"] != 1:
+        pass
+    assert message["Publishers"] == 1
+    await viewer.disconnect()
+    await word.disconnect()
 
 
 async def test_v1_get_html_has_no_version(session):
@@ -182,7 +222,7 @@ async def test_first_message_get_html_sends_html_once(session):
     )
     await receive_action(viewer, "init")
     await receive_action(viewer, "get-html")
-    assert await viewer.receive_nothing(0.3)
+    assert await quiet(viewer)
     await viewer.disconnect()
 
 
@@ -193,7 +233,7 @@ async def test_last_version_skips_html_already_shown(session):
     await receive_action(word, "get-html")
     current = await join(session, "client", LastVersion=1)
     await receive_action(current, "init")
-    assert await current.receive_nothing(0.3)
+    assert await quiet(current)
     behind = await join(session, "client", LastVersion=0)
     await receive_action(behind, "init")
     assert (await receive_action(behind, "get-html"))["Version"] == 1
