@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import sys
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
@@ -36,7 +37,15 @@ def conversion_pool():
     global _pool
     if _pool is None:
         _pool = ConversionPool(workers=settings.COLLAB_CONVERSION_WORKERS, limits=conversion_limits())
+        close_on_server_shutdown(_pool)
     return _pool
+
+
+def close_on_server_shutdown(pool):
+    """Stop the workers when daphne shuts down, so a running conversion cannot delay the exit."""
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is not None:
+        reactor.addSystemEventTrigger("before", "shutdown", pool.close)
 
 
 @dataclass

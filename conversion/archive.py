@@ -1,0 +1,99 @@
+"""Checks on a .docx zip before mammoth opens it: sizes, counts, zip bombs, names, XML parts."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+import zlib
+
+from .errors import ConversionError
+from .limits import NOT_WELL_FORMED, DepthLimitedHandler, Limits, MiB, parse_xml_within_limits
+
+DAMAGED = "damaged archive"
+# Small entries compress far beyond any ratio when repetitive (an empty settings part,
+# a run of zeros in an image), and cannot hurt; the ratio only guards big entries.
+_RATIO_CHECKED_FROM_BYTES = 1 * MiB
+_CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ZIP_MAGIC = b"PK"
+_ENCRYPTED_FLAG = 0x1
+
+
+def check_docx_archive(data: bytes, limits: Limits) -> None:
+    """Refuse an archive that is too big, a zip bomb, encrypted, or carries unsafe XML."""
+    if len(data) > limits.max_archive_bytes:
+        raise ConversionError(f"document too large (the limit is {limits.max_archive_bytes // MiB} MB)")
+    if data.startswith(_CFB_MAGIC):
+        # Word saves password-protected files (and old .doc files) in this container.
+        raise ConversionError("encrypted or legacy .doc files are not supported")
+    if not data.startswith(_ZIP_MAGIC):
+        raise ConversionError("not a Word document (not a zip archive)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            entries = archive.infolist()
+            _check_entries(entries, limits)
+            for entry in entries:
+                _check_xml_entry(archive, entry, limits)
+    except ConversionError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as error:
+        raise ConversionError(DAMAGED) from error
+    except (NotImplementedError, RuntimeError) as error:
+        # zipfile raises these for compression methods it lacks and for encryption.
+        raise ConversionError("the archive uses a compression method that is not supported") from error
+
+
+def _check_entries(entries: list[zipfile.ZipInfo], limits: Limits) -> None:
+    if len(entries) > limits.max_parts:
+        raise ConversionError(f"too many parts (the limit is {limits.max_parts})")
+    total = 0
+    names: set[str] = set()
+    for entry in entries:
+        if entry.flag_bits & _ENCRYPTED_FLAG:
+            raise ConversionError("encrypted documents are not supported")
+        _check_name(entry.filename)
+        # Two entries of one name would let the checked one differ from the one mammoth reads.
+        if entry.filename.lower() in names:
+            raise ConversionError(f"{DAMAGED}: a part name is used twice")
+        names.add(entry.filename.lower())
+        total += entry.file_size
+        if total > limits.max_uncompressed_bytes:
+            raise ConversionError(
+                f"document too large when unpacked (the limit is {limits.max_uncompressed_bytes // MiB} MB)"
+            )
+        if (
+            entry.file_size > _RATIO_CHECKED_FROM_BYTES
+            and entry.file_size > limits.max_compression_ratio * max(entry.compress_size, 1)
+        ):
+            raise ConversionError("document looks like a zip bomb (a part is compressed too well)")
+
+
+def _check_name(name: str) -> None:
+    segments = name.split("/")
+    if (
+        not name
+        or name.startswith("/")
+        or "\\" in name
+        or any(ord(char) < 0x20 for char in name)
+        or any(segment in {".", ".."} for segment in segments)
+        or (len(segments[0]) == 2 and segments[0][1] == ":")
+    ):
+        raise ConversionError(f"{DAMAGED}: a part has an invalid name")
+
+
+def _check_xml_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, limits: Limits) -> None:
+    """Scan an entry for DTDs, entities and depth.
+
+    mammoth finds parts through relationships, so any entry, whatever its name, may be
+    parsed as XML. Every entry goes through the parser; images and other binary parts
+    fail at their first bytes, which costs next to nothing.
+    """
+    if entry.is_dir():
+        return
+    with archive.open(entry) as stream:
+        try:
+            parse_xml_within_limits(stream, DepthLimitedHandler(limits.max_xml_depth))
+        except ConversionError as error:
+            # Not XML at all (an image, an altChunk of HTML) is not dangerous here;
+            # mammoth refuses it later if it ever parses it.
+            if error.reason != NOT_WELL_FORMED:
+                raise

@@ -1,0 +1,90 @@
+"""What the converter accepts: sizes, counts and a safe, depth-limited XML parse."""
+
+from __future__ import annotations
+
+import xml.sax
+import xml.sax.handler
+from dataclasses import dataclass
+from typing import IO
+
+from defusedxml import DefusedXmlException
+from defusedxml.expatreader import DefusedExpatParser
+
+from .errors import ConversionError
+
+MiB = 1024 * 1024
+
+DTD_REFUSED = "document contains a DTD or entities, which are not allowed"
+TOO_DEEP = "document is nested too deeply"
+NOT_WELL_FORMED = "document is not well-formed XML"
+
+# Feeding the parser in chunks keeps memory flat while scanning big parts.
+_CHUNK_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upper bounds on one conversion; the defaults suit Word documents up to a few hundred pages."""
+
+    max_input_bytes: int = 32 * MiB  # size of the payload as received (base64 or XML text)
+    max_archive_bytes: int = 32 * MiB  # compressed .docx size
+    max_uncompressed_bytes: int = 256 * MiB  # sum of entry sizes declared in the zip
+    max_parts: int = 2000  # zip entries / pkg:part elements
+    max_compression_ratio: int = 200  # per entry uncompressed/compressed (zip bombs)
+    max_xml_depth: int = 512  # element nesting depth in any XML part
+    timeout_seconds: float = 60.0  # hard timeout in the pool
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def check_input_size(size: int, limits: Limits) -> None:
+    """Refuse a payload bigger than max_input_bytes."""
+    if size > limits.max_input_bytes:
+        raise ConversionError(
+            f"document too large ({_megabytes(size)} MB, the limit is "
+            f"{_megabytes(limits.max_input_bytes)} MB)"
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / MiB:.1f}"
+
+
+class DepthLimitedHandler(xml.sax.handler.ContentHandler):
+    """SAX handler that refuses documents nested deeper than the limit.
+
+    mammoth turns XML into its own tree recursively, so an absurdly deep part would end
+    in a RecursionError (or worse) inside it; stopping it here is cheap and certain.
+    """
+
+    def __init__(self, max_depth: int):
+        super().__init__()
+        self.max_depth = max_depth
+        self.depth = 0
+
+    def startElement(self, name, attrs):
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise ConversionError(TOO_DEEP)
+
+    def endElement(self, name):
+        self.depth -= 1
+
+
+def parse_xml_within_limits(source: str | bytes | IO[bytes], handler: xml.sax.handler.ContentHandler) -> None:
+    """Run handler over XML, raising ConversionError on DTDs, entities, external references, bad XML."""
+    # Namespace processing stays off so that handlers see prefixes as written.
+    parser = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    parser.setContentHandler(handler)
+    try:
+        if isinstance(source, str | bytes):
+            parser.feed(source)
+        else:
+            while chunk := source.read(_CHUNK_BYTES):
+                parser.feed(chunk)
+        parser.close()
+    except DefusedXmlException as error:
+        raise ConversionError(DTD_REFUSED) from error
+    except xml.sax.SAXParseException as error:
+        raise ConversionError(NOT_WELL_FORMED) from error

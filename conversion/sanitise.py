@@ -1,0 +1,78 @@
+"""HTML sanitising with nh3: what mammoth emits survives, nothing that runs script does."""
+
+from __future__ import annotations
+
+import re
+
+import nh3
+
+ALLOWED_TAGS = frozenset(
+    {
+        "p", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "b", "i", "u", "s",
+        "sub", "sup", "a", "img", "table", "thead", "tbody", "tfoot", "tr", "td", "th",
+        "ul", "ol", "li", "br", "blockquote", "pre", "code", "span", "div", "hr",
+        "dl", "dt", "dd",
+    }
+)  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "*": {"id", "class"},  # mammoth's ids anchor footnotes, endnotes, comments, bookmarks
+    "a": {"href"},
+    "img": {"src", "alt"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+    "ol": {"start"},
+}
+# Dropped together with their content, not just unwrapped.
+_DROPPED_WITH_CONTENT = frozenset(
+    {
+        "script", "style", "template", "noscript", "iframe", "frame", "frameset",
+        "object", "embed", "svg", "math", "textarea", "select", "title", "noembed",
+        "noframes", "xmp",
+    }
+)  # fmt: skip
+# nh3 checks schemes before our filter narrows them: data: must pass it for images.
+_URL_SCHEMES = frozenset({"http", "https", "mailto", "data"})
+_LINK_SCHEMES = ("http:", "https:", "mailto:")
+_DATA_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif|bmp|webp);base64,[A-Za-z0-9+/]*={0,2}")
+# Browsers drop these anywhere in a URL, so "java\tscript:" is still javascript:.
+_URL_IGNORED_CHARACTERS = re.compile(r"[\x00-\x20]+")
+# Prefixes every id (and the #links to them) so that a bookmark in a document can never
+# take the id of an element of the page that shows it.
+ID_PREFIX = "doc-"
+
+
+def sanitise_html(html: str) -> str:
+    """Return html with everything that is not plain document markup removed."""
+    return nh3.clean(
+        html,
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(_DROPPED_WITH_CONTENT),
+        attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
+        attribute_filter=_filter_attribute,
+        strip_comments=True,
+        link_rel="noopener noreferrer",
+        url_schemes=set(_URL_SCHEMES),
+    )
+
+
+def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "id":
+        return value if value.startswith(ID_PREFIX) else ID_PREFIX + value
+    if tag == "a" and attribute == "href":
+        return _safe_link(value)
+    if tag == "img" and attribute == "src":
+        url = _URL_IGNORED_CHARACTERS.sub("", value)
+        return url if _DATA_IMAGE.fullmatch(url) else None
+    return value
+
+
+def _safe_link(value: str) -> str | None:
+    url = _URL_IGNORED_CHARACTERS.sub("", value)
+    if url.startswith("#"):
+        fragment = url[1:]
+        if not fragment or fragment.startswith(ID_PREFIX):
+            return url
+        return "#" + ID_PREFIX + fragment
+    if url.lower().startswith(_LINK_SCHEMES):
+        return value.strip()
+    return None

@@ -1,0 +1,200 @@
+"""ConversionPool: real worker processes, a hard timeout, recovery from dead workers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from conversion import ConversionError, ConversionPool, Limits
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+# About 15 s of real conversion work (12.5 MB of document.xml): slow enough to hit any
+# short timeout honestly, without a test hook in the worker.
+SLOW_DOCX = CORPUS / "docx" / "poi-large-bug65649.docx"
+
+
+def flat_opc(name: str) -> str:
+    return (CORPUS / "flatopc" / name).read_text(encoding="utf-8")
+
+
+def docx_base64(name: str) -> str:
+    return base64.b64encode((CORPUS / "docx" / name).read_bytes()).decode("ascii")
+
+
+def is_running(pid: int) -> bool:
+    # A killed child is reaped by the pool, so its /proc entry goes away.
+    return Path(f"/proc/{pid}").exists()
+
+
+async def wait_for_worker(pool: ConversionPool) -> int:
+    deadline = time.monotonic() + 30
+    while not pool.pids:
+        assert time.monotonic() < deadline, "no worker started"
+        await asyncio.sleep(0.05)
+    return pool.pids[0]
+
+
+@pytest.fixture
+def pool():
+    pool = ConversionPool(workers=2)
+    yield pool
+    pool.close()
+
+
+@pytest.mark.asyncio
+async def test_pool_converts_a_flat_opc_package(pool):
+    result = await pool.convert(flat_opc("oasamples-text-with-style.xml"), "ooxml")
+    assert result.html == "<h1>This text is formatted using the Heading 1 paragraph style.</h1>"
+    assert result.seconds > 0
+
+
+@pytest.mark.asyncio
+async def test_pool_converts_a_docx(pool):
+    result = await pool.convert(docx_base64("mammoth-tables.docx"), "docx")
+    assert "<td><p>Top left</p></td>" in result.html
+
+
+@pytest.mark.asyncio
+async def test_pool_reports_a_bad_document_and_keeps_its_worker():
+    pool = ConversionPool(workers=1)
+    try:
+        with pytest.raises(ConversionError) as refused:
+            await pool.convert(docx_base64("poi-truncated.docx"), "docx")
+        assert refused.value.reason == "damaged archive"
+        pids = pool.pids
+        result = await pool.convert("<p>fine</p>", "html")
+        assert result.html == "<p>fine</p>"
+        assert pool.pids == pids
+    finally:
+        pool.close()
+
+
+@pytest.mark.asyncio
+async def test_pool_times_out_a_slow_conversion_and_replaces_the_worker():
+    pool = ConversionPool(workers=1, limits=Limits(timeout_seconds=1.0))
+    try:
+        await pool.convert("<p>warm up</p>", "html")
+        (slow_pid,) = pool.pids
+        started = time.monotonic()
+        with pytest.raises(ConversionError) as refused:
+            await pool.convert(SLOW_DOCX.read_bytes(), "docx")
+        assert refused.value.reason == "conversion timed out"
+        assert time.monotonic() - started < 5
+        assert not is_running(slow_pid)
+
+        result = await pool.convert(flat_opc("snippets-insert-body.xml"), "ooxml")
+        assert "This text has formatting directly applied" in result.html
+        assert pool.pids and slow_pid not in pool.pids
+    finally:
+        pool.close()
+
+
+@pytest.mark.asyncio
+async def test_pool_reports_a_killed_worker_and_replaces_it():
+    pool = ConversionPool(workers=1)
+    try:
+        job = asyncio.ensure_future(pool.convert(SLOW_DOCX.read_bytes(), "docx"))
+        pid = await wait_for_worker(pool)
+        await asyncio.sleep(0.5)  # let it get into the conversion
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ConversionError) as refused:
+            await job
+        assert refused.value.reason == "conversion worker failed"
+
+        result = await pool.convert("<p>next</p>", "html")
+        assert result.html == "<p>next</p>"
+        assert pid not in pool.pids
+    finally:
+        pool.close()
+
+
+@pytest.mark.asyncio
+async def test_pool_runs_more_jobs_than_workers_concurrently(pool):
+    names = [
+        "oasamples-text-with-style.xml",
+        "oasamples-table-styled.xml",
+        "docx4j-table-spans.xml",
+        "snippets-insert-body.xml",
+        "docx4j-numbering-restart.xml",
+        "oasamples-content-control.xml",
+    ]
+    results = await asyncio.gather(*(pool.convert(flat_opc(name), "ooxml") for name in names))
+    assert "Heading 1 paragraph style" in results[0].html
+    assert "Southeast" in results[1].html
+    assert "R1c1" in results[2].html
+    assert "directly applied" in results[3].html
+    assert "<ol>" in results[4].html
+    assert "content control" in results[5].html
+    assert 1 <= len(pool.pids) <= 2
+
+
+@pytest.mark.asyncio
+async def test_event_loop_stays_responsive_during_a_conversion():
+    pool = ConversionPool(workers=1, limits=Limits(timeout_seconds=2.0))
+    try:
+        await pool.convert("<p>warm up</p>", "html")
+        job = asyncio.ensure_future(pool.convert(SLOW_DOCX.read_bytes(), "docx"))
+        ticks = 0
+        while not job.done():
+            await asyncio.sleep(0.05)
+            ticks += 1
+        assert ticks >= 20  # about 2 s of 50 ms ticks while the worker was busy
+        with pytest.raises(ConversionError):
+            job.result()
+    finally:
+        pool.close()
+
+
+@pytest.mark.asyncio
+async def test_pool_converts_nesting_up_to_the_depth_limit(pool):
+    # 168 nested tables are 504 levels of XML, within Limits().max_xml_depth (512);
+    # mammoth recurses through all of them.
+    inner = "<w:p><w:r><w:t>deepest</w:t></w:r></w:p>"
+    for _ in range(168):
+        inner = f"<w:tbl><w:tr><w:tc>{inner}</w:tc></w:tr></w:tbl>"
+    document = (
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        f"<w:body>{inner}</w:body></w:document>"
+    )
+    result = await pool.convert(document, "ooxml")
+    assert result.html.count("<table>") == 168
+    assert "deepest" in result.html
+
+
+def test_pool_serves_several_event_loops(pool):
+    first = asyncio.run(pool.convert("<p>one</p>", "html"))
+    second = asyncio.run(pool.convert("<p>two</p>", "html"))
+    assert (first.html, second.html) == ("<p>one</p>", "<p>two</p>")
+
+
+@pytest.mark.asyncio
+async def test_close_terminates_the_workers():
+    pool = ConversionPool(workers=2)
+    await asyncio.gather(pool.convert("<p>a</p>", "html"), pool.convert("<p>b</p>", "html"))
+    pids = pool.pids
+    assert pids
+    pool.close()
+    assert not any(is_running(pid) for pid in pids)
+    assert pool.pids == []
+    pool.close()  # a second close is harmless
+    with pytest.raises(ConversionError) as refused:
+        await pool.convert("<p>c</p>", "html")
+    assert refused.value.reason == "the conversion service is shut down"
+
+
+@pytest.mark.asyncio
+async def test_close_fails_a_running_conversion():
+    pool = ConversionPool(workers=1)
+    job = asyncio.ensure_future(pool.convert(SLOW_DOCX.read_bytes(), "docx"))
+    pid = await wait_for_worker(pool)
+    pool.close()
+    with pytest.raises(ConversionError) as refused:
+        await job
+    assert refused.value.reason == "conversion worker failed"
+    assert not is_running(pid)
