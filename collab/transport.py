@@ -46,7 +46,10 @@ def apply_message_limit():
         if self.state == self.STATE_OPEN:
             for frame in oversized_refusal(limit):
                 self.sendMessage(frame, isBinary=False)
-        self._fail_connection(4413, "Message too large")
+        # A clean close instead of autobahn's default drop, so the frames above arrive;
+        # failedByMe makes autobahn ignore the rest of the oversized message.
+        self.failedByMe = True
+        self.sendCloseFrame(code=4413, reasonUtf8=b"Message too large", isReply=False)
 
     WebSocketFactory.setProtocolOptions = set_protocol_options
     WebSocketProtocol._max_message_size_exceeded = refuse_oversized

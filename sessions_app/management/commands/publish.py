@@ -82,7 +82,7 @@ class Publisher:
             raise CommandError(f"the session ended before the update was stored: {ended}") from None
         except TimeoutError:
             raise CommandError(f"no answer from {self.url} within {self.timeout:g} s") from None
-        except (OSError, ConnectionClosed, InvalidHandshake) as error:
+        except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI) as error:
             raise CommandError(f"cannot publish to {self.url}: {describe(error)}") from None
 
     async def watch(self):
@@ -93,7 +93,8 @@ class Publisher:
             try:
                 async with self.connect() as websocket:
                     # A new connection may reach a restarted server, so it gets the current content again.
-                    await asyncio.wait_for(self.open_session(websocket, self.read_document()), self.timeout)
+                    async with asyncio.timeout(self.timeout):
+                        await self.open_session(websocket, self.read_document())
                     delay = FIRST_RETRY_SECONDS
                     await self.follow(websocket)
             except ServerError as error:
@@ -102,14 +103,14 @@ class Publisher:
                 # A 4xx (wrong URL, refused origin) will not heal by itself; a 5xx from a proxy may.
                 if 400 <= error.response.status_code < 500:
                     raise CommandError(f"cannot connect to {self.url}: {describe(error)}") from None
-                self.command.stderr.write(f"Cannot connect: {describe(error)}")
+                self.warn(f"Cannot connect: {describe(error)}")
             except InvalidURI as error:
                 raise CommandError(describe(error)) from None
             except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as error:
-                self.command.stderr.write(f"Connection lost: {describe(error)}")
+                self.warn(f"Connection lost: {describe(error)}")
             # Jitter keeps many publishers from hitting a restarted server in lockstep.
             wait = random.uniform(delay / 2, delay)  # noqa: S311
-            self.command.stderr.write(f"Reconnecting in {wait:.1f} s")
+            self.warn(f"Reconnecting in {wait:.1f} s")
             await asyncio.sleep(wait)
             delay = min(delay * 2, MAX_RETRY_SECONDS)
 
@@ -119,8 +120,10 @@ class Publisher:
         next_poll = loop.time() + POLL_SECONDS
         while True:
             try:
-                # Cancelling recv() loses no data, so the socket is read in slices between polls.
-                await asyncio.wait_for(self.next_message(websocket), max(0, next_poll - loop.time()))
+                # Cancelling recv() loses no data, so the socket is read in slices between polls;
+                # asyncio.timeout, unlike 3.11's wait_for, never swallows a Ctrl-C that meets a message.
+                async with asyncio.timeout_at(next_poll):
+                    await self.next_message(websocket)
             except TimeoutError:
                 document = self.changed_document()
                 if document is not None:
@@ -129,10 +132,20 @@ class Publisher:
             except ServerError as error:
                 if error.fatal:
                     raise
-                self.command.stderr.write(f"The server refused the update: {error}")
+                self.warn(f"The server refused the update: {error}")
                 self.unconfirmed_since = None
             if self.unconfirmed_since is not None and loop.time() - self.unconfirmed_since > self.timeout:
                 raise TimeoutError(f"the update was not confirmed within {self.timeout:g} s")
+
+    def tell(self, text):
+        """A line of progress, flushed at once: a watching publisher may run for hours behind a pipe."""
+        self.command.stdout.write(text)
+        self.command.stdout.flush()
+
+    def warn(self, text):
+        """A line about a problem, on stderr."""
+        self.command.stderr.write(text)
+        self.command.stderr.flush()
 
     def connect(self):
         # The server's get-html broadcasts are as large as the documents.
@@ -183,7 +196,7 @@ class Publisher:
         if action == "get-html" and isinstance(version, int) and version > self.confirmed_version:
             self.confirmed_version = version
             self.unconfirmed_since = None
-            self.command.stdout.write(f"Published version {version}")
+            self.tell(f"Published version {version}")
         return message
 
     def changed_document(self):
@@ -198,7 +211,7 @@ class Publisher:
         try:
             document = self.read_document()
         except CommandError as error:
-            self.command.stderr.write(str(error))
+            self.warn(str(error))
             return None
         return None if digest(document[1]) == self.sent_digest else document
 
