@@ -29,7 +29,11 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install lint
+# The browser tests drive Debian's Chromium; installed only when it is missing.
+browser:
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+test: install browser lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
