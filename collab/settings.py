@@ -113,6 +113,9 @@ DATABASES = {
         conn_max_age=0,
     )
 }
+if os.environ.get("COLLAB_TEST_DATABASE"):
+    # Lets concurrent test runs on one PostgreSQL server keep to their own test databases.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["COLLAB_TEST_DATABASE"]}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several daphne threads write at once; wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
