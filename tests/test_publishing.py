@@ -1,0 +1,74 @@
+"""The per-process conversion queue: one conversion per session at a time, latest update wins."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from conversion import ConversionError
+from sessions_app.models import CollabSession
+from sessions_app.publishing import SUPERSEDED, SessionPublisher
+from sessions_app.services import SessionUnavailable, do_create_session
+from tests.documents import flat_opc
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def session_id():
+    return do_create_session("Publishing")[0].id
+
+
+async def test_waiting_update_is_replaced_by_newer_one(session_id):
+    publisher = SessionPublisher()
+    results = await asyncio.gather(
+        *(publisher.publish(session_id, flat_opc(f"Edit {n}"), "ooxml") for n in range(1, 4))
+    )
+    # The first starts converting at once; the second waits and is replaced by the third.
+    assert results[-1] is not SUPERSEDED
+    assert SUPERSEDED in results
+    stored = await sync_to_async(CollabSession.objects.get)(pk=session_id)
+    assert stored.html == "<p>Edit 3</p>"
+    assert stored.version == len([r for r in results if r is not SUPERSEDED])
+
+
+async def test_sequential_updates_each_get_a_version(session_id):
+    publisher = SessionPublisher()
+    versions = [await publisher.publish(session_id, flat_opc(f"Edit {n}"), "ooxml") for n in range(3)]
+    assert versions == [1, 2, 3]
+
+
+async def test_sessions_do_not_wait_for_each_other(session_id):
+    other = (await sync_to_async(do_create_session)("Other"))[0].id
+    publisher = SessionPublisher()
+    first, second = await asyncio.gather(
+        publisher.publish(session_id, flat_opc("One"), "ooxml"),
+        publisher.publish(other, flat_opc("Two"), "ooxml"),
+    )
+    assert (first, second) == (1, 1)
+
+
+async def test_failed_conversion_changes_nothing(session_id):
+    publisher = SessionPublisher()
+    await publisher.publish(session_id, flat_opc("Good"), "ooxml")
+    with pytest.raises(ConversionError):
+        await publisher.publish(session_id, "<not a package", "ooxml")
+    stored = await sync_to_async(CollabSession.objects.get)(pk=session_id)
+    assert (stored.version, stored.html) == (1, "<p>Good</p>")
+    assert await sync_to_async(stored.revisions.count)() == 1
+
+
+async def test_ended_session_cannot_publish(session_id):
+    await sync_to_async(CollabSession.objects.filter(pk=session_id).update)(status="ended")
+    with pytest.raises(SessionUnavailable):
+        await SessionPublisher().publish(session_id, flat_opc("Late"), "ooxml")
+
+
+async def test_revisions_are_capped(session_id, settings):
+    settings.COLLAB_MAX_REVISIONS = 2
+    publisher = SessionPublisher()
+    for n in range(4):
+        await publisher.publish(session_id, flat_opc(f"Edit {n}"), "ooxml")
+    stored = await sync_to_async(CollabSession.objects.get)(pk=session_id)
+    versions = await sync_to_async(list)(stored.revisions.values_list("version", flat=True))
+    assert sorted(versions) == [3, 4]
