@@ -1,5 +1,6 @@
 """Settings for collab, all driven by environment variables (see README)."""
 
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -44,6 +45,15 @@ def envfloat(name, default):
     return number
 
 
+def envrate(name, default):
+    """Read a request rate such as 120/minute."""
+    value = os.environ.get(name, default)
+    number, _, period = value.partition("/")
+    if not number.isdigit() or not period or period[0] not in "smhd":
+        raise ImproperlyConfigured(f"{name} must look like 120/minute, not {value!r}")
+    return value
+
+
 def envlist(name, default=""):
     """Read a comma-separated list."""
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
@@ -65,6 +75,25 @@ ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 if _public.hostname not in ALLOWED_HOSTS:
     ALLOWED_HOSTS.append(_public.hostname)
 CSRF_TRUSTED_ORIGINS = [f"{_public.scheme}://{_public.netloc}"]
+_PUBLIC_IS_HTTPS = _public.scheme == "https"
+
+# Production over HTTPS: `manage.py check --deploy` reports nothing (README "Deployment").
+_SECURE = _PUBLIC_IS_HTTPS and not DEBUG
+SECURE_SSL_REDIRECT = envbool("DJANGO_SECURE_SSL_REDIRECT", "1" if _SECURE else "0")
+# A load balancer probes /healthz over plain HTTP on the inside; it must get the answer, not a redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _PUBLIC_IS_HTTPS
+SECURE_HSTS_SECONDS = envint("DJANGO_SECURE_HSTS_SECONDS", str(365 * 24 * 3600) if _SECURE else "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", "1")
+SECURE_HSTS_PRELOAD = envbool("DJANGO_SECURE_HSTS_PRELOAD", "1")
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" (the header and the value it sends).
+_proxy_ssl_header = envlist("DJANGO_SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2 or not _proxy_ssl_header[0].startswith("HTTP_"):
+        raise ImproperlyConfigured(
+            'DJANGO_SECURE_PROXY_SSL_HEADER must look like "HTTP_X_FORWARDED_PROTO,https"'
+        )
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header)
 
 INSTALLED_APPS = [
     "daphne",
@@ -75,12 +104,16 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "corsheaders",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "sessions_app",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -130,7 +163,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 times reads out after 5 s by default, as long as channels-redis's
+                # blocking BZPOPMIN waits: an idle socket's receive would fail with TimeoutError.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
                 "prefix": COLLAB_REDIS_PREFIX,
                 "capacity": 1000,
                 "expiry": 60,
@@ -167,8 +202,32 @@ LOGGING = {
 
 # collab's own settings, each documented in the README.
 COLLAB_ALLOWED_ORIGINS = envlist("COLLAB_ALLOWED_ORIGINS")
+# The REST API is same-origin unless COLLAB_ALLOWED_ORIGINS lists other browser origins.
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_ALL_ORIGINS = "*" in COLLAB_ALLOWED_ORIGINS
+CORS_ALLOWED_ORIGINS = [origin for origin in COLLAB_ALLOWED_ORIGINS if origin != "*"]
+CSRF_TRUSTED_ORIGINS += CORS_ALLOWED_ORIGINS
+# Per-socket message rate (a token bucket) and connection limits (sessions_app/limits.py).
+COLLAB_RATE_LIMIT_MESSAGES = envint("COLLAB_RATE_LIMIT_MESSAGES", "300")
+COLLAB_RATE_LIMIT_WINDOW = envfloat("COLLAB_RATE_LIMIT_WINDOW", "10")
+COLLAB_RATE_LIMIT_BURST = envint("COLLAB_RATE_LIMIT_BURST", "100")
+COLLAB_MAX_CONNECTIONS_PER_ADDRESS = envint("COLLAB_MAX_CONNECTIONS_PER_ADDRESS", "5000")
+COLLAB_MAX_CONNECTIONS_PER_TOKEN = envint("COLLAB_MAX_CONNECTIONS_PER_TOKEN", "5000")
+COLLAB_MAX_CONNECTIONS_PER_WORD_TOKEN = envint("COLLAB_MAX_CONNECTIONS_PER_WORD_TOKEN", "20")
+COLLAB_TRUSTED_PROXIES = envlist("COLLAB_TRUSTED_PROXIES")
+for _proxy in COLLAB_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"COLLAB_TRUSTED_PROXIES: {_proxy!r} is not an address or network"
+        ) from None
 COLLAB_MAX_MESSAGE_BYTES = envint("COLLAB_MAX_MESSAGE_BYTES", str(32 * 1024 * 1024))
 COLLAB_AUTH_TIMEOUT = envfloat("COLLAB_AUTH_TIMEOUT", "10")
+# A socket with more than this many bytes waiting to be sent gets only the newest document,
+# and is closed (4408) when it stays that far behind for COLLAB_SLOW_VIEWER_SECONDS.
+COLLAB_SEND_BUFFER_BYTES = envint("COLLAB_SEND_BUFFER_BYTES", str(1024 * 1024))
+COLLAB_SLOW_VIEWER_SECONDS = envfloat("COLLAB_SLOW_VIEWER_SECONDS", "30")
 COLLAB_MAX_REVISIONS = envint("COLLAB_MAX_REVISIONS", "200")
 COLLAB_CONVERSION_WORKERS = envint("COLLAB_CONVERSION_WORKERS", "2") or 1
 COLLAB_CONVERSION_TIMEOUT = envfloat("COLLAB_CONVERSION_TIMEOUT", "60")
@@ -176,3 +235,52 @@ COLLAB_MAX_UNCOMPRESSED_BYTES = envint("COLLAB_MAX_UNCOMPRESSED_BYTES", str(256 
 COLLAB_MAX_PARTS = envint("COLLAB_MAX_PARTS", "2000")
 COLLAB_MAX_COMPRESSION_RATIO = envint("COLLAB_MAX_COMPRESSION_RATIO", "200")
 COLLAB_MAX_XML_DEPTH = envint("COLLAB_MAX_XML_DEPTH", "512")
+COLLAB_MAX_IMAGES = envint("COLLAB_MAX_IMAGES", "500")
+COLLAB_MAX_IMAGE_BYTES = envint("COLLAB_MAX_IMAGE_BYTES", str(16 * 1024 * 1024))
+COLLAB_CONVERSION_MEMORY_BYTES = envint("COLLAB_CONVERSION_MEMORY_BYTES", str(2048 * 1024 * 1024))
+COLLAB_WORD_TOKEN_DAYS = envint("COLLAB_WORD_TOKEN_DAYS", "30")
+COLLAB_CLIENT_TOKEN_DAYS = envint("COLLAB_CLIENT_TOKEN_DAYS", "30")
+COLLAB_SESSION_IDLE_TIMEOUT = envint("COLLAB_SESSION_IDLE_TIMEOUT", str(2 * 3600))
+COLLAB_SESSION_MAX_AGE = envint("COLLAB_SESSION_MAX_AGE", str(24 * 3600))
+COLLAB_KEEP_ENDED = envint("COLLAB_KEEP_ENDED", "30")
+COLLAB_SWEEP_INTERVAL = envint("COLLAB_SWEEP_INTERVAL", "60")
+COLLAB_API_TOKEN_RATE = envrate("COLLAB_API_TOKEN_RATE", "120/minute")
+COLLAB_API_PAGE_SIZE = envint("COLLAB_API_PAGE_SIZE", "50") or 50
+
+# The REST API (sessions_app/api.py, docs/API.md).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.BasicAuthentication",
+        "sessions_app.authentication.SessionTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["sessions_app.authentication.SessionTokenRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "sessions_app.api.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "collab REST API",
+    "DESCRIPTION": "Manage collab sessions and tokens, read and publish documents. See docs/API.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and docs pages are public and never fail on a stale Authorization header.
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc from our own static files, so the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+if REDIS_URL:
+    # API throttle counters are shared by every process.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("COLLAB_REDIS_PREFIX", "collab"),
+        }
+    }

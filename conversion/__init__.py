@@ -63,7 +63,7 @@ def convert_payload(content: str, payload_type: str = "ooxml", limits: Limits = 
                 raise ConversionError("empty document")
             docx = flat_opc_to_docx(content, limits)
         check_docx_archive(docx, limits)
-        raw_html, warnings = docx_to_html(docx)
+        raw_html, warnings = docx_to_html(docx, limits)
         html = sanitise_html(raw_html)
     return Converted(
         html=html,

@@ -1,4 +1,8 @@
-"""Checks on a .docx zip before mammoth opens it: sizes, counts, zip bombs, names, XML parts."""
+"""Checks on a .docx zip before mammoth opens it: sizes, counts, zip bombs, names.
+
+The XML inside is checked as mammoth reads it (xml_parser.py): DTDs and entities are
+refused and depth is limited in every part it parses, whatever the part's name.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import zipfile
 import zlib
 
 from .errors import ConversionError
-from .limits import NOT_WELL_FORMED, DepthLimitedHandler, Limits, MiB, parse_xml_within_limits
+from .limits import Limits, MiB
 
 DAMAGED = "damaged archive"
 # Small entries compress far beyond any ratio when repetitive (an empty settings part,
@@ -19,7 +23,7 @@ _ENCRYPTED_FLAG = 0x1
 
 
 def check_docx_archive(data: bytes, limits: Limits) -> None:
-    """Refuse an archive that is too big, a zip bomb, encrypted, or carries unsafe XML."""
+    """Refuse an archive that is too big, a zip bomb, encrypted, or with unsafe part names."""
     if len(data) > limits.max_archive_bytes:
         raise ConversionError(f"document too large (the limit is {limits.max_archive_bytes // MiB} MB)")
     if data.startswith(_CFB_MAGIC):
@@ -31,8 +35,6 @@ def check_docx_archive(data: bytes, limits: Limits) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             entries = archive.infolist()
             _check_entries(entries, limits)
-            for entry in entries:
-                _check_xml_entry(archive, entry, limits)
     except ConversionError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as error:
@@ -78,22 +80,3 @@ def _check_name(name: str) -> None:
         or (len(segments[0]) == 2 and segments[0][1] == ":")
     ):
         raise ConversionError(f"{DAMAGED}: a part has an invalid name")
-
-
-def _check_xml_entry(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, limits: Limits) -> None:
-    """Scan an entry for DTDs, entities and depth.
-
-    mammoth finds parts through relationships, so any entry, whatever its name, may be
-    parsed as XML. Every entry goes through the parser; images and other binary parts
-    fail at their first bytes, which costs next to nothing.
-    """
-    if entry.is_dir():
-        return
-    with archive.open(entry) as stream:
-        try:
-            parse_xml_within_limits(stream, DepthLimitedHandler(limits.max_xml_depth))
-        except ConversionError as error:
-            # Not XML at all (an image, an altChunk of HTML) is not dangerous here;
-            # mammoth refuses it later if it ever parses it.
-            if error.reason != NOT_WELL_FORMED:
-                raise

@@ -17,6 +17,7 @@ MiB = 1024 * 1024
 DTD_REFUSED = "document contains a DTD or entities, which are not allowed"
 TOO_DEEP = "document is nested too deeply"
 NOT_WELL_FORMED = "document is not well-formed XML"
+TOO_MUCH_MEMORY = "document needs too much memory"
 
 # Feeding the parser in chunks keeps memory flat while scanning big parts.
 _CHUNK_BYTES = 256 * 1024
@@ -32,7 +33,10 @@ class Limits:
     max_parts: int = 2000  # zip entries / pkg:part elements
     max_compression_ratio: int = 200  # per entry uncompressed/compressed (zip bombs)
     max_xml_depth: int = 512  # element nesting depth in any XML part
+    max_images: int = 500  # pictures converted into the HTML
+    max_image_bytes: int = 16 * MiB  # size of one picture
     timeout_seconds: float = 60.0  # hard timeout in the pool
+    max_memory_bytes: int = 2048 * MiB  # address space of a pool worker (RLIMIT_AS); 0: no limit
 
 
 DEFAULT_LIMITS = Limits()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import gc
 import io
 import xml.parsers.expat
 import zipfile
@@ -11,7 +13,21 @@ import zlib
 import mammoth
 from mammoth import html as mammoth_html
 
+from . import style_matching, xml_parser
 from .errors import ConversionError
+from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits, MiB
+from .word_features import (
+    FOOTER_CLASS,
+    HEADER_CLASS,
+    STYLE_MAP,
+    alignment_transform,
+    part_as_docx,
+    read_package,
+)
+from .xml_parser import parsing_within
+
+xml_parser.install()
+style_matching.install()
 
 # Raster types every browser shows. SVG can carry script and links; EMF/WMF and the
 # rest do not display in browsers anyway.
@@ -19,38 +35,71 @@ ALLOWED_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/
 _IMAGE_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
 
 
-def docx_to_html(docx: bytes) -> tuple[str, list[str]]:
+def docx_to_html(docx: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, list[str]]:
     """Convert .docx bytes (already checked by archive.py) to HTML and warning texts."""
-    image_warnings: list[str] = []
+    other_warnings: list[str] = []
+    image_count = 0
 
     def convert_image(image):
+        nonlocal image_count
         content_type = (image.content_type or "").strip().lower()
         content_type = _IMAGE_TYPE_ALIASES.get(content_type, content_type)
         if content_type not in ALLOWED_IMAGE_TYPES:
-            image_warnings.append(
+            other_warnings.append(
                 f"An image of type {content_type or 'unknown'} was left out: "
                 "only PNG, JPEG, GIF, BMP and WebP images are shown"
             )
             return []
+        image_count += 1
+        if image_count > limits.max_images:
+            raise ConversionError(f"too many images (the limit is {limits.max_images})")
         # An external image raises mammoth's own InvalidFileReferenceError here, which
         # mammoth turns into a warning; external file access stays off.
         with image.open() as stream:
-            encoded = base64.b64encode(stream.read()).decode("ascii")
+            # Read one byte past the limit: enough to know, without holding a huge picture.
+            data = stream.read(limits.max_image_bytes + 1)
+        if len(data) > limits.max_image_bytes:
+            raise ConversionError(
+                f"an image is too large (the limit is {limits.max_image_bytes / MiB:.0f} MB per image)"
+            )
+        encoded = base64.b64encode(data).decode("ascii")
         attributes = {"src": f"data:{content_type};base64,{encoded}"}
         if image.alt_text:
             attributes["alt"] = image.alt_text
         return [mammoth_html.element("img", attributes)]
 
     try:
-        result = mammoth.convert_to_html(
-            io.BytesIO(docx),
-            convert_image=convert_image,
-            external_file_access=False,
-        )
+        with (
+            parsing_within(limits.max_xml_depth),
+            garbage_collection_paused(),
+            zipfile.ZipFile(io.BytesIO(docx)) as archive,
+        ):
+            package = read_package(archive)
+            options = {
+                "convert_image": convert_image,
+                "external_file_access": False,
+                "style_map": STYLE_MAP,
+                "transform_document": alignment_transform(package),
+            }
+            result = mammoth.convert_to_html(io.BytesIO(docx), **options)
+            html = result.value
+            messages = list(result.messages)
+            for kind, part in (("header", package.header_part), ("footer", package.footer_part)):
+                if part is not None:
+                    converted = _convert_part(archive, part, package.styles_part, kind, options)
+                    if converted is not None and converted.value:
+                        css_class = HEADER_CLASS if kind == "header" else FOOTER_CLASS
+                        wrapped = f'<{kind} class="{css_class}">{converted.value}</{kind}>'
+                        html = wrapped + html if kind == "header" else html + wrapped
+                        messages += converted.messages
+                    elif converted is None:
+                        other_warnings.append(f"The document's {kind} could not be read and was left out")
+    except ConversionError:
+        raise
     except RecursionError as error:
         raise ConversionError("document is nested too deeply") from error
     except MemoryError as error:
-        raise ConversionError("document is too large to convert") from error
+        raise ConversionError(TOO_MUCH_MEMORY) from error
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise ConversionError("damaged archive") from error
     except xml.parsers.expat.ExpatError as error:
@@ -65,5 +114,36 @@ def docx_to_html(docx: bytes) -> tuple[str, list[str]]:
     except Exception as error:
         # mammoth has no error hierarchy; whatever it raises, the client gets no internals.
         raise ConversionError("document could not be converted") from error
-    warnings = [message.message for message in result.messages] + image_warnings
-    return result.value, warnings
+    warnings = [message.message for message in messages] + other_warnings
+    return html, warnings
+
+
+def _convert_part(archive: zipfile.ZipFile, part: str, styles_part: str | None, kind: str, options: dict):
+    """A header or footer part through mammoth as a document of its own; None if it cannot be read."""
+    try:
+        # Its own id prefix keeps its bookmarks and notes apart from the body's.
+        return mammoth.convert_to_html(
+            io.BytesIO(part_as_docx(archive, part, styles_part)), id_prefix=f"{kind}-", **options
+        )
+    except ConversionError:
+        raise
+    except Exception:
+        # The body does not depend on it: a damaged header leaves the document readable.
+        return None
+
+
+@contextlib.contextmanager
+def garbage_collection_paused():
+    """Pause the cyclic garbage collector for the block.
+
+    A conversion allocates hundreds of thousands of small tree objects and frees them by
+    reference counting; the collector, triggered by the allocations alone, would walk the
+    growing tree over and over (about two thirds of mammoth's time on a large document).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import resource
 import signal
 import sys
 import threading
@@ -12,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from .errors import ConversionError
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -201,10 +202,22 @@ def worker_main(connection: Connection) -> None:
         except EOFError:
             return
         try:
+            limit_memory(limits.max_memory_bytes)
             reply = ("ok", convert_payload(content, payload_type, limits))
         except ConversionError as error:
             reply = ("error", error.reason)
+        except MemoryError:
+            reply = ("error", TOO_MUCH_MEMORY)
         except Exception:
             # Whatever went wrong, the client gets no internals.
             reply = ("error", "document could not be converted")
         connection.send(reply)
+
+
+def limit_memory(max_bytes: int) -> None:
+    """Cap this process's address space (soft limit only), so a huge document ends in MemoryError."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = max_bytes if max_bytes > 0 else hard
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

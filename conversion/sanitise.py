@@ -6,12 +6,14 @@ import re
 
 import nh3
 
+from .word_features import ALIGNMENT_CLASSES, FOOTER_CLASS, HEADER_CLASS
+
 ALLOWED_TAGS = frozenset(
     {
         "p", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "b", "i", "u", "s",
         "sub", "sup", "a", "img", "table", "thead", "tbody", "tfoot", "tr", "td", "th",
         "ul", "ol", "li", "br", "blockquote", "pre", "code", "span", "div", "hr",
-        "dl", "dt", "dd",
+        "dl", "dt", "dd", "mark", "header", "footer",
     }
 )  # fmt: skip
 ALLOWED_ATTRIBUTES = {
@@ -22,6 +24,7 @@ ALLOWED_ATTRIBUTES = {
     "th": {"colspan", "rowspan"},
     "ol": {"start"},
 }
+ALLOWED_CLASSES = ALIGNMENT_CLASSES | {HEADER_CLASS, FOOTER_CLASS}
 # Dropped together with their content, not just unwrapped.
 _DROPPED_WITH_CONTENT = frozenset(
     {
@@ -56,6 +59,11 @@ def sanitise_html(html: str) -> str:
 
 
 def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "class":
+        # Only the classes collab itself gives (alignment, header, footer): a document's
+        # own style map could otherwise dress its text up as parts of the page.
+        kept = [name for name in value.split() if name in ALLOWED_CLASSES]
+        return " ".join(kept) if kept else None
     if attribute == "id":
         return value if value.startswith(ID_PREFIX) else ID_PREFIX + value
     if tag == "a" and attribute == "href":

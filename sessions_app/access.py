@@ -20,7 +20,8 @@ class AccessDenied(Exception):
 
 def access_session_by_token(session_id, secret, role):
     """The usable token of this active session for this role, or AccessDenied(E1001/E1002/E1003)."""
-    if not isinstance(session_id, str) or not session_id or len(session_id) > 64:
+    # Session ids are ASCII; anything else (a lone surrogate included) cannot name one.
+    if not isinstance(session_id, str) or not session_id or len(session_id) > 64 or not session_id.isascii():
         raise AccessDenied("E1001")
     session = CollabSession.objects.filter(pk=session_id).first()
     if session is None or not session.is_active:

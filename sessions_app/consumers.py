@@ -1,21 +1,25 @@
 """The WebSocket endpoint: Word publishes, viewers receive (PROTOCOL.md sections 2-5)."""
 
 import asyncio
+import contextlib
 import json
 import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 
 from conversion import ConversionError
 
 from .access import AccessDenied, access_session_by_token, refusal_for_socket
-from .documents import documents
+from .documents import HTML_PATCH, documents
+from .limits import ConnectionHolds, MessageRate, client_address, connection_limit
 from .origins import origin_allowed
 from .presence import announcer, presence
 from .publishing import publisher
 from .services import SessionUnavailable, do_end_session, session_group
+from .sweeper import ensure_sweeper
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +50,34 @@ CLOSING_ERRORS = {
     "E1012": 4401,
 }
 
+# Close code for a connection over a connection limit (README "Limits"), after a session-closed reason.
+TOO_MANY_CONNECTIONS = 4429
+SERVER_FAULT = 4500
+DATABASE_UNAVAILABLE = "database unavailable"
+SERVER_ERROR = "Server error, reconnect later"
+
 ROLES = ("word", "client")
 PAYLOAD_TYPES = ("ooxml", "docx", "html")
 
 
 class CollabConsumer(AsyncWebsocketConsumer):
     """One socket of a session: authenticates on its first message, then serves its actions."""
+
+    features = frozenset()  # version 2 extensions granted to this socket
+
+    async def __call__(self, scope, receive, send):
+        """Serve the socket; a fault outside any handler (the channel layer's Redis gone) closes with 4500."""
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            log.warning("socket ended by a server fault", exc_info=True)
+            with contextlib.suppress(Exception):
+                if getattr(self, "closing", True) is False:
+                    reason = {"Action": "session-closed", "Content": SERVER_ERROR, "Success": True}
+                    await self.send_json(reason)
+                await send({"type": "websocket.close", "code": SERVER_FAULT})
+            with contextlib.suppress(Exception):
+                await self.disconnect(SERVER_FAULT)
 
     async def connect(self):
         """Accept the handshake unless it comes from a page of a foreign origin."""
@@ -64,11 +90,20 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.sent_presence = None
         self.closing = False
         self.tasks = set()
+        self.rate = MessageRate.from_settings()
+        self.holds = ConnectionHolds(self.channel_name)
         headers = dict(self.scope.get("headers", ()))
         if not origin_allowed(headers.get(b"origin"), headers.get(b"host")):
             await self.close()
             return
         await self.accept()
+        address = client_address(self.scope)
+        if address is not None and not await self.holds.take(
+            f"address:{address}", connection_limit("address")
+        ):
+            await self.close_with_reason("Too many connections from this address", TOO_MANY_CONNECTIONS)
+            return
+        ensure_sweeper()
         self.auth_timer = asyncio.ensure_future(self.expire_unauthenticated())
 
     async def disconnect(self, code):
@@ -76,10 +111,16 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.closing = True
         if getattr(self, "auth_timer", None):
             self.auth_timer.cancel()
+        if getattr(self, "holds", None):
+            await self.holds.release_all()
         if self.session_id is not None:
             group = session_group(self.session_id)
-            await self.channel_layer.group_discard(group, self.channel_name)
-            await presence.leave(self.session_id, self.role, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+                await presence.leave(self.session_id, self.role, self.channel_name)
+            except Exception:
+                # Redis is down: the group membership and the presence entry lapse by themselves.
+                log.warning("socket of session %s left without unregistering", self.session_id, exc_info=True)
             announcer.changed(self.session_id, self.channel_layer, group)
 
     async def expire_unauthenticated(self):
@@ -93,6 +134,9 @@ class CollabConsumer(AsyncWebsocketConsumer):
         """Check, parse and dispatch one frame."""
         if self.closing:
             return
+        if not self.rate.allow():
+            await self.send_error("E1011", "Unknown", "slow down")
+            return
         if text_data is None:
             await self.send_error("E1010", "Unknown", "binary frames are not accepted")
             return
@@ -101,7 +145,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
             return
         try:
             message = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python's stack
             message = None
         if not isinstance(message, dict):
             await self.send_error("E1010", "Unknown", "expected one JSON object")
@@ -112,12 +156,25 @@ class CollabConsumer(AsyncWebsocketConsumer):
             return
         action = action.lower()
         if self.session_id is None:
-            if not await self.authenticate(message, action):
+            if not await self.authenticate_or_close(message, action):
                 return
         elif "SessionId" in message and message["SessionId"] != self.session_id:
             await self.fail("E1007", action)
             return
         await self.dispatch_action(message, action)
+
+    async def authenticate_or_close(self, message, action):
+        """Authenticate; a fault of the database or the channel layer closes with 4500, to reconnect later."""
+        try:
+            return await self.authenticate(message, action)
+        except DatabaseError:
+            log.warning("authentication failed: database unavailable", exc_info=True)
+            reason = f"Server error: {DATABASE_UNAVAILABLE}, reconnect later"
+        except Exception:
+            log.exception("authentication failed")
+            reason = SERVER_ERROR
+        await self.close_with_reason(reason, SERVER_FAULT)
+        return False
 
     async def authenticate(self, message, action):
         """Check the first message's session and token, join the session and greet version 2 clients."""
@@ -129,6 +186,11 @@ class CollabConsumer(AsyncWebsocketConsumer):
             )
         except AccessDenied as denied:
             await self.fail(denied.code, action, echo_session=session_id)
+            return False
+        if not await self.holds.take(
+            f"token:{token.session_id}:{token.pk}", connection_limit("token", token.role)
+        ):
+            await self.close_with_reason("Too many connections with this token", TOO_MANY_CONNECTIONS)
             return False
         self.auth_timer.cancel()
         self.session_id = token.session_id
@@ -149,7 +211,10 @@ class CollabConsumer(AsyncWebsocketConsumer):
 
     async def greet(self, message, action):
         """The version 2 init reply, then the document for a viewer that does not have it yet."""
-        version, frame = await documents.frame(self.session_id, self.protocol, fresh=True)
+        self.features = granted_features(message.get("Features"))
+        version, frame = await documents.frame(
+            self.session_id, self.protocol, fresh=True, blocks=HTML_PATCH in self.features
+        )
         viewers, publishers = await presence.counts(self.session_id)
         self.sent_presence = (viewers, publishers)
         await self.send_json(
@@ -160,12 +225,15 @@ class CollabConsumer(AsyncWebsocketConsumer):
                 "Version": version,
                 "Viewers": viewers,
                 "Protocol": 2,
-                "Features": [],
+                "Features": sorted(self.features),
             }
         )
         last_version = message.get("LastVersion")
         if self.role == "client" and action != "get-html" and last_version != version:
             await self.send_frame(version, frame)
+        elif last_version == version:
+            # The client holds this version: the next one can reach it as a patch.
+            self.sent_version = version
 
     async def dispatch_action(self, message, action):
         handler = {
@@ -180,6 +248,9 @@ class CollabConsumer(AsyncWebsocketConsumer):
             return
         try:
             await handler(message)
+        except DatabaseError:
+            log.warning("action %s of session %s: no database", action, self.session_id, exc_info=True)
+            await self.send_error("E2001", action, database_unavailable_detail(action))
         except Exception:
             log.exception("action %s failed in session %s", action, self.session_id)
             await self.send_error("E2001", action)
@@ -193,7 +264,9 @@ class CollabConsumer(AsyncWebsocketConsumer):
 
     async def action_get_html(self, message):
         """Send the current HTML to this socket."""
-        current = await documents.frame(self.session_id, self.protocol, fresh=True)
+        current = await documents.frame(
+            self.session_id, self.protocol, fresh=True, blocks=HTML_PATCH in self.features
+        )
         if current is None:
             await self.fail("E1006", "get-html")
             return
@@ -231,6 +304,9 @@ class CollabConsumer(AsyncWebsocketConsumer):
             await self.send_error("E2002", "update-ooxml", error.reason)
         except SessionUnavailable:
             await self.fail("E1006", "update-ooxml")
+        except DatabaseError:
+            log.warning("update of session %s not saved: no database", self.session_id, exc_info=True)
+            await self.send_error("E2001", "update-ooxml", database_unavailable_detail("update-ooxml"))
         except Exception:
             log.exception("update of session %s failed", self.session_id)
             await self.send_error("E2001", "update-ooxml")
@@ -249,9 +325,19 @@ class CollabConsumer(AsyncWebsocketConsumer):
         """A new version was stored: send it unless this socket already has it."""
         if event["version"] <= self.sent_version:
             return
-        current = await documents.frame(self.session_id, self.protocol, at_least=event["version"])
-        if current is not None:
-            await self.send_frame(*current)
+        patches = HTML_PATCH in self.features
+        current = await documents.frame(
+            self.session_id, self.protocol, at_least=event["version"], blocks=patches
+        )
+        if current is None:
+            return
+        # A client granted html-patch that holds the version before gets only the changes.
+        if patches and self.sent_version == current[0] - 1:
+            patch = await documents.patch(self.session_id, current[0])
+            if patch is not None:
+                await self.send_frame(current[0], patch, full=current[1])
+                return
+        await self.send_frame(*current)
 
     async def session_presence(self, event):
         """Counts changed somewhere: tell a version 2 socket if they differ from what it knows."""
@@ -282,12 +368,22 @@ class CollabConsumer(AsyncWebsocketConsumer):
         message = {"Origin": "server", "SessionId": self.session_id, **message}
         await self.send(text_data=json.dumps(message))
 
-    async def send_frame(self, version, frame, force=False):
-        """Send a get-html frame; versions never go down for one socket."""
+    async def send_frame(self, version, frame, force=False, full=None):
+        """Send a get-html (or, with `full`, html-patch) frame; versions never go down for one socket.
+
+        The "collab.document" key tells collab/transport.py the frame may be dropped for a newer
+        one while the socket's outgoing buffer is backed up, and which full frame replaces a patch.
+        """
         if self.closing or (version <= self.sent_version and not force) or version < self.sent_version:
             return
         self.sent_version = version
-        await self.send(text_data=frame)
+        document = {
+            "version": version,
+            "base": version - 1 if full else None,
+            "full": full,
+            "session": self.session_id,
+        }
+        await self.base_send({"type": "websocket.send", "text": frame, "collab.document": document})
 
     async def send_error(self, code, action, detail=None, echo_session=None):
         text = ERROR_TEXTS[code]
@@ -308,6 +404,20 @@ class CollabConsumer(AsyncWebsocketConsumer):
         await self.send_json({"Action": "session-closed", "Content": reason, "Success": True})
         self.closing = True
         await self.close(code)
+
+
+def database_unavailable_detail(action):
+    """The E2001 detail when the database does not answer; an update says it was not saved."""
+    if action == "update-ooxml":
+        return f"{DATABASE_UNAVAILABLE}, update not saved"
+    return DATABASE_UNAVAILABLE
+
+
+def granted_features(requested):
+    """The extensions of a first message's "Features" this server grants."""
+    if not isinstance(requested, list):
+        return frozenset()
+    return frozenset(feature for feature in requested if feature == HTML_PATCH)
 
 
 def message_too_large(text):

@@ -56,7 +56,8 @@ class CollabSession(models.Model):
 class TokenQuerySet(models.QuerySet):
     def for_secret(self, secret):
         """The token whose secret this is, or None; compared in constant time."""
-        if not secret or not isinstance(secret, str) or len(secret) > 200:
+        # Secrets are ASCII; anything else (a lone surrogate included) cannot be one, nor be hashed.
+        if not secret or not isinstance(secret, str) or len(secret) > 200 or not secret.isascii():
             return None
         digest = digest_secret(secret)
         token = self.select_related("session").filter(digest=digest).first()

@@ -14,9 +14,10 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 
-# A process refreshes its entries every REFRESH seconds; they lapse after TTL.
-REFRESH = 20
-TTL = 60
+# A process refreshes its entries every REFRESH seconds; they lapse after TTL, so a dead
+# process's sockets leave the counts within TTL + REFRESH seconds.
+REFRESH = 2
+TTL = 6
 
 
 class LocalPresence:
@@ -110,15 +111,34 @@ class RedisPresence:
     async def _refresh_forever(self):
         while self._members:
             await asyncio.sleep(REFRESH)
-            expiry = time.time() + TTL
-            client = self._client()
-            async with client.pipeline(transaction=False) as pipe:
-                for channel_name, (session_id, role) in list(self._members.items()):
-                    key = self.key(session_id, role)
-                    pipe.zadd(key, {channel_name: expiry})
-                    pipe.zremrangebyscore(key, "-inf", time.time())
-                    pipe.expire(key, TTL * 2)
-                await pipe.execute()
+            try:
+                counts = await self.refresh()
+            except Exception:
+                # Redis is away: the next tick tries again, before the entries lapse if it is back.
+                log.warning("presence refresh failed", exc_info=True)
+                continue
+            for session_id, session_counts in counts.items():
+                announcer.counted(session_id, session_counts)
+
+    async def refresh(self):
+        """Extend this process's entries, drop lapsed ones; the counts of its sessions. One round trip."""
+        now = time.time()
+        members = defaultdict(dict)
+        for channel_name, (session_id, role) in list(self._members.items()):
+            members[session_id, role][channel_name] = now + TTL
+        sessions = sorted({session_id for session_id, _ in members})
+        async with self._client().pipeline(transaction=False) as pipe:
+            for (session_id, role), entries in members.items():
+                key = self.key(session_id, role)
+                pipe.zadd(key, entries)
+                pipe.zremrangebyscore(key, "-inf", now)
+                pipe.expire(key, TTL * 2)
+            for session_id in sessions:
+                pipe.zcount(self.key(session_id, "client"), now, "+inf")
+                pipe.zcount(self.key(session_id, "word"), now, "+inf")
+            results = await pipe.execute()
+        counted = results[3 * len(members) :]
+        return {session_id: tuple(counted[2 * n : 2 * n + 2]) for n, session_id in enumerate(sessions)}
 
 
 def make_presence():
@@ -132,12 +152,17 @@ presence = make_presence()
 
 
 class PresenceAnnouncer:
-    """Tells a session's sockets the new counts after joins and leaves, at most a few times a second."""
+    """Tells a session's sockets the new counts after joins and leaves, at most a few times a second.
+
+    Counts that change with nobody joining or leaving here (another process died and its
+    entries lapsed) are noticed by the refresh and announced through `counted`.
+    """
 
     DELAY = 0.25
 
     def __init__(self):
         self._pending = set()
+        self._last = {}  # session id -> (channel layer, group, counts last announced)
 
     def changed(self, session_id, channel_layer, group):
         """Note a join or leave; one announcement covers every change within DELAY."""
@@ -152,11 +177,29 @@ class PresenceAnnouncer:
         finally:
             self._pending.discard(session_id)
         try:
-            viewers, publishers = await presence.counts(session_id)
-            message = {"type": "session.presence", "viewers": viewers, "publishers": publishers}
-            await channel_layer.group_send(group, message)
+            counts = await presence.counts(session_id)
+            await self._send(session_id, channel_layer, group, counts)
         except Exception:
             # Counts are a courtesy: the next join or leave announces again.
+            log.warning("presence announcement for session %s failed", session_id, exc_info=True)
+
+    def counted(self, session_id, counts):
+        """Counts seen by the refresh: announce them if they differ from the last announced."""
+        last = self._last.get(session_id)
+        if last is None or last[2] == counts or session_id in self._pending:
+            return
+        channel_layer, group, _ = last
+        asyncio.get_running_loop().create_task(self._send(session_id, channel_layer, group, counts))
+
+    async def _send(self, session_id, channel_layer, group, counts):
+        if len(self._last) >= 10000 and session_id not in self._last:
+            self._last.clear()
+        self._last[session_id] = (channel_layer, group, counts)
+        message = {"type": "session.presence", "viewers": counts[0], "publishers": counts[1]}
+        try:
+            await channel_layer.group_send(group, message)
+        except Exception:
+            # Counts are a courtesy: the next change announces again.
             log.warning("presence announcement for session %s failed", session_id, exc_info=True)
 
 

@@ -28,7 +28,10 @@ def conversion_limits():
         max_parts=settings.COLLAB_MAX_PARTS,
         max_compression_ratio=settings.COLLAB_MAX_COMPRESSION_RATIO,
         max_xml_depth=settings.COLLAB_MAX_XML_DEPTH,
+        max_images=settings.COLLAB_MAX_IMAGES,
+        max_image_bytes=settings.COLLAB_MAX_IMAGE_BYTES,
         timeout_seconds=settings.COLLAB_CONVERSION_TIMEOUT,
+        max_memory_bytes=settings.COLLAB_CONVERSION_MEMORY_BYTES,
     )
 
 

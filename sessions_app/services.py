@@ -1,11 +1,16 @@
 """Every state change of sessions, tokens and revisions, and the broadcast that follows it."""
 
 import logging
+from datetime import timedelta
+from functools import reduce
+from operator import or_
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import CollabSession, Revision, SessionToken
@@ -41,9 +46,22 @@ def do_create_session(title=""):
     """Create a session with one word token and one client token; returns it and both secrets."""
     with transaction.atomic():
         session = CollabSession.objects.create(title=title)
-        word, word_secret = do_issue_token(session, SessionToken.Role.WORD, label="default")
-        client, client_secret = do_issue_token(session, SessionToken.Role.CLIENT, label="default")
+        word, word_secret = do_issue_token(
+            session, SessionToken.Role.WORD, label="default", expires_at=default_token_expiry("word")
+        )
+        client, client_secret = do_issue_token(
+            session, SessionToken.Role.CLIENT, label="default", expires_at=default_token_expiry("client")
+        )
     return session, word_secret, client_secret
+
+
+def default_token_expiry(role, now=None):
+    """When a new token of this role expires (COLLAB_WORD/CLIENT_TOKEN_DAYS), or None for never."""
+    if role == SessionToken.Role.WORD:
+        days = settings.COLLAB_WORD_TOKEN_DAYS
+    else:
+        days = settings.COLLAB_CLIENT_TOKEN_DAYS
+    return (now or timezone.now()) + timedelta(days=days) if days else None
 
 
 def do_issue_token(session, role, label="", expires_at=None, can_end_session=None):
@@ -95,12 +113,84 @@ def do_end_session(session_id, reason=ENDED_MESSAGE):
         session = CollabSession.objects.select_for_update().filter(pk=session_id).first()
         if session is None or not session.is_active:
             return False
-        session.status = CollabSession.Status.ENDED
-        session.ended_at = timezone.now()
-        session.end_reason = reason
-        session.save(update_fields=["status", "ended_at", "end_reason"])
-        broadcast_on_commit(session.id, {"type": "session.ended", "reason": reason})
+        end_locked_session(session, reason)
     return True
+
+
+def end_locked_session(session, reason, now=None):
+    """Mark a session locked by the caller's transaction ended; its sockets hear why on commit."""
+    session.status = CollabSession.Status.ENDED
+    session.ended_at = now or timezone.now()
+    session.end_reason = reason
+    session.save(update_fields=["status", "ended_at", "end_reason"])
+    broadcast_on_commit(session.id, {"type": "session.ended", "reason": reason})
+
+
+def do_expire_sessions(now=None):
+    """End idle and over-age sessions, delete ended ones kept long enough; returns (ended, deleted).
+
+    Several processes may run this at once: each session is rechecked under a row lock, so it
+    ends (and its sockets hear of it) exactly once.
+    """
+    now = now or timezone.now()
+    ended = 0
+    for session_id in list(expired_sessions(now).values_list("pk", flat=True)):
+        with transaction.atomic():
+            session = expired_sessions(now).select_for_update().filter(pk=session_id).first()
+            if session is not None:
+                end_locked_session(session, expiry_reason(session, now), now)
+                ended += 1
+    return ended, delete_ended_sessions(now)
+
+
+def expired_sessions(now):
+    """Active sessions idle past COLLAB_SESSION_IDLE_TIMEOUT or older than COLLAB_SESSION_MAX_AGE."""
+    idle, max_age = settings.COLLAB_SESSION_IDLE_TIMEOUT, settings.COLLAB_SESSION_MAX_AGE
+    conditions = []
+    if idle:
+        conditions.append(Q(last_activity__lte=now - timedelta(seconds=idle)))
+    if max_age:
+        conditions.append(Q(created_at__lte=now - timedelta(seconds=max_age)))
+    if not conditions:
+        return CollabSession.objects.none()
+    return (
+        CollabSession.objects.filter(status=CollabSession.Status.ACTIVE)
+        .alias(last_activity=Coalesce("updated_at", "created_at"))
+        .filter(reduce(or_, conditions))
+    )
+
+
+def expiry_reason(session, now):
+    """Why an expired session ends, in words its viewers are shown."""
+    max_age = settings.COLLAB_SESSION_MAX_AGE
+    if max_age and session.created_at <= now - timedelta(seconds=max_age):
+        return f"Session ended: it reached its maximum age of {describe_seconds(max_age)}."
+    idle = settings.COLLAB_SESSION_IDLE_TIMEOUT
+    return f"Session ended: no update for {describe_seconds(idle)}."
+
+
+def describe_seconds(seconds):
+    """A whole number of seconds in the largest unit that divides it: "2 hours", "90 seconds"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def delete_ended_sessions(now, batch=200):
+    """Delete sessions ended more than COLLAB_KEEP_ENDED days ago, with their tokens and revisions."""
+    keep = settings.COLLAB_KEEP_ENDED
+    if not keep:
+        return 0
+    cutoff = now - timedelta(days=keep)
+    old = CollabSession.objects.filter(status=CollabSession.Status.ENDED, ended_at__lte=cutoff)
+    deleted = 0
+    while ids := list(old.values_list("pk", flat=True)[:batch]):
+        with transaction.atomic():
+            _, per_model = old.filter(pk__in=ids).delete()
+        deleted += per_model.get(CollabSession._meta.label, 0)
+    return deleted
 
 
 def do_revoke_token(token):

@@ -236,6 +236,7 @@ def test_viewer_catches_up_after_its_server_is_killed_and_restarted(daphne, cont
         "Token": session["client_token"],
         "Action": "init",
         "Protocol": 2,
+        "Features": ["html-patch"],  # http://127.0.0.1 is a secure context: SubtleCrypto is there
     }
     assert watch.sent[-1]["LastVersion"] == 1
     assert 2 <= len(watch.websockets) <= 10  # backoff, not a stream of attempts

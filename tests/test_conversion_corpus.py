@@ -70,9 +70,24 @@ NO_BODY_TEXT = {
         lambda r: r.html == "" and any("oMathPara" in warning for warning in r.warnings),
     ),
     "mammoth-empty.docx": ("empty body", lambda r: r.html == ""),
-    "oxpt-watermark.docx": ("empty body; the watermark is in the header", lambda r: r.html == ""),
-    "poi-header-footer.docx": ("empty body; the text is in headers and footers", lambda r: r.html == ""),
-    "poi-no-styles-footer-only.docx": ("empty body; the text is in the footer", lambda r: r.html == ""),
+    "oxpt-watermark.docx": (
+        "empty body; the header holds only the watermark, a VML shape mammoth drops",
+        lambda r: r.html == "",
+    ),
+    "poi-header-footer.docx": (
+        "empty body; the first section's header and footer carry the text",
+        lambda r: (
+            r.html
+            == (
+                '<header class="doc-header"><p>This is a simple header\u2026</p></header>'
+                '<footer class="doc-footer"><p>\u2026 and this is a simple footer.</p></footer>'
+            )
+        ),
+    ),
+    "poi-no-styles-footer-only.docx": (
+        "empty body; the text is in the footer (a page-number field's last shown value)",
+        lambda r: r.html == '<footer class="doc-footer"><p class="align-right">Page 2of 2</p></footer>',
+    ),
     "pydocx-no-styles-part.docx": ("empty body", lambda r: r.html == ""),
     "pydocx-tables.docx": (
         "three tables with empty cells",

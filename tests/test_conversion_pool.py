@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from conversion import ConversionError, ConversionPool, Limits
+from tests import documents
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-# About 15 s of real conversion work (12.5 MB of document.xml): slow enough to hit any
-# short timeout honestly, without a test hook in the worker.
+# About 2 s of real conversion work here (12.5 MB of document.xml; 20 s before the fast
+# parser): slow enough to hit a 1 s timeout honestly, without a test hook in the worker.
 SLOW_DOCX = CORPUS / "docx" / "poi-large-bug65649.docx"
 
 
@@ -136,7 +137,7 @@ async def test_pool_runs_more_jobs_than_workers_concurrently(pool):
 
 @pytest.mark.asyncio
 async def test_event_loop_stays_responsive_during_a_conversion():
-    pool = ConversionPool(workers=1, limits=Limits(timeout_seconds=2.0))
+    pool = ConversionPool(workers=1, limits=Limits(timeout_seconds=1.0))
     try:
         await pool.convert("<p>warm up</p>", "html")
         job = asyncio.ensure_future(pool.convert(SLOW_DOCX.read_bytes(), "docx"))
@@ -144,7 +145,7 @@ async def test_event_loop_stays_responsive_during_a_conversion():
         while not job.done():
             await asyncio.sleep(0.05)
             ticks += 1
-        assert ticks >= 20  # about 2 s of 50 ms ticks while the worker was busy
+        assert ticks >= 10  # about 1 s of 50 ms ticks while the worker was busy
         with pytest.raises(ConversionError):
             job.result()
     finally:
@@ -198,3 +199,39 @@ async def test_close_fails_a_running_conversion():
         await job
     assert refused.value.reason == "conversion worker failed"
     assert not is_running(pid)
+
+
+@pytest.mark.asyncio
+async def test_hundred_thousand_paragraphs_convert_while_other_updates_are_served(pool):
+    # About 7.5 MB of Flat OPC: converts within the default limits and timeout, and the
+    # second worker keeps serving small updates meanwhile.
+    big = documents.flat_opc(*(f"Paragraph number {i} of a long document." for i in range(100_000)))
+    started = time.monotonic()
+    job = asyncio.ensure_future(pool.convert(big, "ooxml"))
+    served = 0
+    while not job.done():
+        small = await pool.convert(documents.flat_opc(f"small update {served}"), "ooxml")
+        assert small.html == f"<p>small update {served}</p>"
+        served += 1
+        await asyncio.sleep(0.1)
+    result = job.result()
+    assert time.monotonic() - started < pool.limits.timeout_seconds
+    assert served >= 3
+    assert result.html.count("<p>") == 100_000
+    assert result.html.endswith("<p>Paragraph number 99999 of a long document.</p>")
+
+
+@pytest.mark.asyncio
+async def test_document_needing_too_much_memory_is_refused_and_the_worker_serves_on():
+    pool = ConversionPool(workers=1, limits=Limits(max_memory_bytes=150 * 1024 * 1024))
+    try:
+        await pool.convert("<p>warm up</p>", "html")
+        (pid,) = pool.pids
+        with pytest.raises(ConversionError) as refused:
+            await pool.convert(SLOW_DOCX.read_bytes(), "docx")
+        assert refused.value.reason == "document needs too much memory"
+        result = await pool.convert(flat_opc("snippets-insert-body.xml"), "ooxml")
+        assert "This text has formatting directly applied" in result.html
+        assert pool.pids == [pid]
+    finally:
+        pool.close()

@@ -419,3 +419,104 @@ def test_unsupported_payload_type_is_refused():
 
 def test_lone_surrogates_are_refused():
     assert refusal("<p>\ud800</p>", "html") == "content is not valid Unicode text"
+
+
+# Pictures, and text that looks like markup
+
+WP_NS = "http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"
+A_NS = "http://schemas.openxmlformats.org/drawingml/2006/main"
+PIC_NS = "http://schemas.openxmlformats.org/drawingml/2006/picture"
+IMAGE = f"{R_NS}/image"
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def picture(relationship_id: str, attribute: str = "embed") -> str:
+    """A DrawingML picture whose blip points at relationship_id (r:embed, or r:link for linked files)."""
+    return (
+        f'<w:p><w:r><w:drawing><wp:inline xmlns:wp="{WP_NS}"><wp:docPr id="1" name="P" descr="pic"/>'
+        f'<a:graphic xmlns:a="{A_NS}"><a:graphicData uri="{PIC_NS}"><pic:pic xmlns:pic="{PIC_NS}">'
+        f'<pic:blipFill><a:blip r:{attribute}="{relationship_id}"/></pic:blipFill>'
+        "</pic:pic></a:graphicData></a:graphic></wp:inline></w:drawing></w:r></w:p>"
+    )
+
+
+def pictures_docx(images: list[bytes]) -> bytes:
+    """A .docx with one embedded PNG picture per item of images."""
+    body = "".join(picture(f"rId{n}") for n in range(len(images)))
+    rels = relationships(*((f"rId{n}", IMAGE, f"media/image{n}.png", None) for n in range(len(images))))
+    content_types = (
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        f'<Default Extension="rels" ContentType="{RELS_TYPE}"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Default Extension="png" ContentType="image/png"/>'
+        f'<Override PartName="/word/document.xml" ContentType="{MAIN_TYPE}"/></Types>'
+    )
+    extra = {"[Content_Types].xml": content_types}
+    extra.update({f"word/media/image{n}.png": data for n, data in enumerate(images)})
+    return docx(document_xml(body), document_rels=rels, extra=extra)
+
+
+def test_script_typed_as_text_comes_out_as_text():
+    typed = '&lt;script&gt;alert("x")&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt;'
+    result = convert_payload(flat_opc(document_xml(paragraph(typed))))
+    assert result.html == (
+        '<p>&lt;script&gt;alert("x")&lt;/script&gt; &lt;img src=x onerror=alert(1)&gt;</p>'
+    )
+    assert "<script" not in result.html and "<img" not in result.html
+
+
+def test_embedded_pictures_within_the_limits_are_shown():
+    result = convert_payload(as_base64(pictures_docx([PNG, PNG])), "docx")
+    assert result.html.count('<img alt="pic" src="data:image/png;base64,') == 2
+    assert_inactive(result.html)
+
+
+def test_too_many_pictures_are_refused():
+    hostile = as_base64(pictures_docx([PNG] * 4))
+    assert refusal(hostile, "docx", Limits(max_images=3)) == "too many images (the limit is 3)"
+
+
+def test_fifty_megabyte_picture_is_refused_by_the_image_size_limit():
+    # Mostly zeros with a random byte every 64: compresses about 40:1, under the zip bomb
+    # ratio, so that the image limit is what answers.
+    huge = bytearray(50 * MiB)
+    huge[::64] = os.urandom(len(huge[::64]))
+    hostile = pictures_docx([PNG[:16] + bytes(huge)])
+    assert len(hostile) < 24 * MiB
+    reason = refusal(as_base64(hostile), "docx")
+    assert reason == "an image is too large (the limit is 16 MB per image)"
+
+
+@pytest.mark.parametrize("kind", ["https", "file-url", "absolute-path", "unc"])
+def test_linked_pictures_are_never_fetched(no_network, tmp_path, kind):
+    # A real picture sits at the local targets: it must still not be read.
+    local = tmp_path / "secret.png"
+    local.write_bytes(PNG)
+    target = {
+        "https": "https://tracker.example/pixel.png",
+        "file-url": local.as_uri(),
+        "absolute-path": str(local),
+        "unc": "\\\\attacker\\share\\pixel.png",
+    }[kind]
+    body = picture("rId7", attribute="link")
+    rels = relationships(("rId7", IMAGE, target, "External"))
+    for content, payload_type in (
+        (as_base64(docx(document_xml(body), document_rels=rels)), "docx"),
+        (flat_opc(document_xml(body), document_rels=rels), "ooxml"),
+    ):
+        result = convert_payload(content, payload_type)
+        assert "<img" not in result.html
+        assert any("external file access is disabled" in warning for warning in result.warnings)
+
+
+def test_file_and_remote_template_references_are_not_followed(no_network):
+    # A file: hyperlink loses its target; an attached remote template is never opened.
+    body = '<w:p><w:hyperlink r:id="rId3"><w:r><w:t>local file</w:t></w:r></w:hyperlink></w:p>'
+    rels = relationships(
+        ("rId3", HYPERLINK, "file:///etc/passwd", "External"),
+        ("rId4", f"{R_NS}/attachedTemplate", "https://evil.example/t.dotm", "External"),
+    )
+    result = convert_payload(as_base64(docx(document_xml(body), document_rels=rels)), "docx")
+    assert result.html == '<p><a rel="noopener noreferrer">local file</a></p>'

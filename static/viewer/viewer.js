@@ -21,6 +21,15 @@
   let shownVersion = null;
   let socket = null;
 
+  // html-patch (README "Protocol extensions"): checking a patch's result needs SubtleCrypto,
+  // which browsers offer in secure contexts only (https, and http on localhost/127.0.0.1).
+  const canPatch = Boolean(window.isSecureContext && window.crypto && window.crypto.subtle && window.TextEncoder);
+  const HIGHLIGHT_MS = 2000;
+  let patchesGranted = false;
+  let shownBlocks = null; // the shown version's top-level blocks, as the server split them
+  let documentQueue = Promise.resolve(); // document messages are handled one after another, in order
+  const nodeKeys = new WeakMap(); // a block's key as it arrived, before the page touched it (links, highlight)
+
   const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
   function showStatus(state, text) {
@@ -68,11 +77,94 @@
   function onMessage(message) {
     const action = typeof message.Action === "string" ? message.Action.toLowerCase() : "";
     if (action === "init" && message.Success) {
+      patchesGranted = Array.isArray(message.Features) && message.Features.includes("html-patch");
       showViewers(message.Viewers);
-    } else if (action === "get-html" && message.Success) {
-      show(message.Content || "", message.Version);
+    } else if ((action === "get-html" || action === "html-patch") && message.Success) {
+      documentQueue = documentQueue.then(() => (action === "get-html" ? showFull(message) : applyPatch(message)));
+      documentQueue = documentQueue.catch((error) => {
+        console.warn("could not show an update", error);
+        askForFullDocument();
+      });
     } else if (action === "presence") {
       showViewers(message.Viewers);
+    }
+  }
+
+  function showFull(message) {
+    const html = message.Content || "";
+    shownBlocks = patchesGranted ? blocksFromLengths(html, message.Blocks) : null;
+    show(html, message.Version);
+  }
+
+  /* Cut a full document at the block lengths the server sent (UTF-16 code units, like JavaScript strings). */
+  function blocksFromLengths(html, lengths) {
+    if (!Array.isArray(lengths)) {
+      return null;
+    }
+    const blocks = [];
+    let start = 0;
+    for (const length of lengths) {
+      blocks.push(html.slice(start, start + length));
+      start += length;
+    }
+    return start === html.length ? blocks : null;
+  }
+
+  /* Apply an html-patch to the shown blocks; anything that does not fit asks for the whole document. */
+  async function applyPatch(message) {
+    if (message.Version === shownVersion) {
+      return;
+    }
+    const blocks = shownBlocks && message.BaseVersion === shownVersion ? patchedBlocks(shownBlocks, message.Ops) : null;
+    const html = blocks && blocks.join("");
+    if (!blocks || (await sha256Hex(html)) !== message.Checksum) {
+      askForFullDocument();
+      return;
+    }
+    shownBlocks = blocks;
+    show(html, message.Version);
+  }
+
+  function patchedBlocks(old, ops) {
+    if (!Array.isArray(ops)) {
+      return null;
+    }
+    const blocks = [];
+    let cursor = 0;
+    for (const op of ops) {
+      const kind = Array.isArray(op) ? op[0] : null;
+      if (kind === "keep" || kind === "delete" || kind === "replace") {
+        const count = op[1];
+        if (!Number.isInteger(count) || count < 0 || cursor + count > old.length) {
+          return null;
+        }
+        if (kind === "keep") {
+          blocks.push(...old.slice(cursor, cursor + count));
+        }
+        cursor += count;
+      }
+      if (kind === "insert" || kind === "replace") {
+        const added = op[op.length - 1];
+        if (!Array.isArray(added) || !added.every((block) => typeof block === "string")) {
+          return null;
+        }
+        blocks.push(...added);
+      } else if (kind !== "keep" && kind !== "delete") {
+        return null;
+      }
+    }
+    return cursor === old.length ? blocks : null;
+  }
+
+  async function sha256Hex(text) {
+    const digest = await window.crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+    return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, "0")).join("");
+  }
+
+  function askForFullDocument() {
+    shownBlocks = null;
+    if (socket) {
+      socket.send({ Action: "get-html" });
     }
   }
 
@@ -85,7 +177,7 @@
     const scrollY = window.scrollY;
     const template = document.createElement("template");
     template.innerHTML = html;
-    replaceBlocks(container, template.content);
+    replaceBlocks(container, template.content, shownVersion !== null && shownVersion > 0);
     window.scrollTo(scrollX, scrollY);
     shownVersion = typeof version === "number" ? version : shownVersion;
     container.dataset.version = String(shownVersion);
@@ -96,26 +188,39 @@
       updatedBox.textContent = `Version ${shownVersion} · updated ${timeFormat.format(new Date())}`;
       updatedBox.hidden = false;
     }
-    const heading = container.querySelector("h1, h2, h3, p");
+    // The page title comes from the document's own first words, not its running header.
+    const heading = Array.from(container.querySelectorAll("h1, h2, h3, p")).find(
+      (element) => !element.closest(".doc-header, .doc-footer"),
+    );
     document.title = heading && heading.textContent.trim() ? `${heading.textContent.trim().slice(0, 80)} · collab` : "collab viewer";
   }
 
   /*
    * Unchanged blocks keep their DOM nodes (so images are not decoded again and nothing
-   * flickers); only new or changed blocks are inserted, all within one task.
+   * flickers); only new or changed blocks are inserted, all within one task, and with
+   * `highlight` they are marked for a moment.
    */
-  function replaceBlocks(target, fragment) {
+  function replaceBlocks(target, fragment, highlight) {
     const pool = new Map();
     for (const node of Array.from(target.childNodes)) {
-      const key = blockKey(node);
+      const key = nodeKeys.get(node) || blockKey(node);
       if (!pool.has(key)) {
         pool.set(key, []);
       }
       pool.get(key).push(node);
     }
+    const added = [];
     const wanted = Array.from(fragment.childNodes).map((node) => {
-      const same = pool.get(blockKey(node));
-      return same && same.length ? same.shift() : node;
+      const key = blockKey(node);
+      const same = pool.get(key);
+      if (same && same.length) {
+        return same.shift();
+      }
+      nodeKeys.set(node, key);
+      if (node.nodeType === Node.ELEMENT_NODE) {
+        added.push(node);
+      }
+      return node;
     });
     const keep = new Set(wanted);
     for (const node of Array.from(target.childNodes)) {
@@ -135,6 +240,12 @@
       if (/^https?:/i.test(link.getAttribute("href"))) {
         link.target = "_blank";
       }
+    }
+    if (highlight) {
+      for (const node of added) {
+        node.classList.add("collab-changed");
+      }
+      setTimeout(() => added.forEach((node) => node.classList.remove("collab-changed")), HIGHLIGHT_MS);
     }
   }
 
@@ -173,6 +284,9 @@
     url: CollabLiveSocket.ownUrl(),
     hello() {
       const first = { Origin: "client", SessionId: sessionId, Token: token, Action: "init", Protocol: 2 };
+      if (canPatch) {
+        first.Features = ["html-patch"];
+      }
       if (shownVersion !== null) {
         first.LastVersion = shownVersion;
       }

@@ -1,0 +1,241 @@
+"""What readers notice beyond mammoth's defaults, through mammoth's own extension points.
+
+- A style map: underline as <u>, highlight as <mark>, comments as marked notes, and
+  aligned paragraphs as classes (``align-center``, ``align-right``, ``align-justify``).
+- A document transform that gives each aligned paragraph (direct formatting, or its
+  style's, following basedOn) a style name the style map recognises. List items keep
+  their list markup and so their alignment is not carried.
+- The first section's header and footer parts, converted by mammoth as small documents
+  of their own and wrapped in ``<header class="doc-header">`` / ``<footer class="doc-footer">``.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mammoth import transforms
+
+from .xml_parser import parse_xml
+
+ALIGNMENTS = {
+    "center": "center",
+    "right": "right",
+    "end": "right",
+    "both": "justify",
+    "distribute": "justify",
+}
+ALIGNMENT_CLASSES = frozenset(f"align-{name}" for name in set(ALIGNMENTS.values()))
+HEADER_CLASS = "doc-header"
+FOOTER_CLASS = "doc-footer"
+_ALIGNED_STYLE = "collab-aligned:{kind}:{alignment}"
+_HEADING_ID = re.compile(r"Heading([1-6])")
+_HEADING_NAME = re.compile(r"heading ([1-6])", re.IGNORECASE)
+
+STYLE_MAP = "\n".join(
+    [
+        "u => u",
+        "highlight => mark",
+        "comment-reference => sup",
+        *(
+            f"p[style-name='{_ALIGNED_STYLE.format(kind=f'h{level}', alignment=alignment)}']"
+            f" => h{level}.align-{alignment}:fresh"
+            for level in range(1, 7)
+            for alignment in sorted(set(ALIGNMENTS.values()))
+        ),
+        *(
+            f"p[style-name='{_ALIGNED_STYLE.format(kind='p', alignment=alignment)}']"
+            f" => p.align-{alignment}:fresh"
+            for alignment in sorted(set(ALIGNMENTS.values()))
+        ),
+        # Word's own styles for header and footer paragraphs: plain paragraphs, no warning.
+        # After the alignment lines, which match first.
+        "p.Header => p:fresh",
+        "p.Footer => p:fresh",
+    ]
+)
+
+_NAMESPACES = [
+    ("w", "http://schemas.openxmlformats.org/wordprocessingml/2006/main"),
+    ("w", "http://purl.oclc.org/ooxml/wordprocessingml/main"),
+    ("r", "http://schemas.openxmlformats.org/officeDocument/2006/relationships"),
+    ("r", "http://purl.oclc.org/ooxml/officeDocument/relationships"),
+    ("relationships", "http://schemas.openxmlformats.org/package/2006/relationships"),
+]
+# The first sectPr in document order belongs to the first section (in a paragraph's
+# properties, or the body's own when there is one section). A byte search finds it
+# without parsing the main part a second time.
+_SECTION = re.compile(rb"<(?:[\w.-]+:)?sectPr\b.*?</(?:[\w.-]+:)?sectPr>", re.DOTALL)
+_REFERENCE = re.compile(rb"<(?:[\w.-]+:)?(header|footer)Reference\b([^>]*)>")
+_ATTRIBUTE = re.compile(rb"""(?:[\w.-]+:)?(type|id)\s*=\s*["']([^"']*)["']""")
+
+
+@dataclass
+class WordPackage:
+    """What the features need from a .docx, read once: style alignments and first-section parts."""
+
+    style_alignments: dict[str, str] = field(default_factory=dict)
+    styles_part: str | None = None
+    header_part: str | None = None
+    footer_part: str | None = None
+
+
+def read_package(archive: zipfile.ZipFile) -> WordPackage:
+    """Find the main part's styles and first-section header and footer in an opened .docx."""
+    package = WordPackage()
+    names = {name.lower(): name for name in archive.namelist()}
+    main = next(
+        (
+            target
+            for _, kind, target, external in _relationships(archive, names, "", "_rels/.rels")
+            if kind == "officeDocument" and not external
+        ),
+        None,
+    )
+    if main is None or main.lower() not in names:
+        return package
+    base = posixpath.dirname(main)
+    relationships = _relationships(archive, names, base, _rels_path(main))
+    styles = next(
+        (target for _, kind, target, external in relationships if kind == "styles" and not external),
+        posixpath.join(base, "styles.xml"),
+    )
+    if styles.lower() in names:
+        package.styles_part = names[styles.lower()]
+        with archive.open(names[styles.lower()]) as stream:
+            package.style_alignments = _style_alignments(parse_xml(stream, _NAMESPACES))
+    by_id = {rid: target for rid, _, target, external in relationships if not external}
+    section = _SECTION.search(archive.read(names[main.lower()]))
+    if section:
+        found: dict[str, dict[str, str]] = {"header": {}, "footer": {}}
+        for kind, attributes in _REFERENCE.findall(section.group(0)):
+            values = {key.decode(): value.decode() for key, value in _ATTRIBUTE.findall(attributes)}
+            if values.get("id") in by_id:
+                found[kind.decode()][values.get("type", "default")] = by_id[values["id"]]
+        # The default header is what most pages show; a title-page-only one is better than none.
+        for kind in ("header", "footer"):
+            part = found[kind].get("default") or found[kind].get("first")
+            if part and part.lower() in names:
+                setattr(package, f"{kind}_part", names[part.lower()])
+    return package
+
+
+def alignment_transform(package: WordPackage) -> Callable:
+    """A mammoth document transform naming each aligned paragraph for STYLE_MAP."""
+
+    def align(paragraph):
+        if paragraph.numbering is not None:
+            return paragraph
+        alignment = ALIGNMENTS.get(
+            paragraph.alignment or package.style_alignments.get(paragraph.style_id, "")
+        )
+        if alignment is None:
+            return paragraph
+        kind = "p"
+        heading = _HEADING_ID.fullmatch(paragraph.style_id or "") or _HEADING_NAME.fullmatch(
+            paragraph.style_name or ""
+        )
+        if heading:
+            kind = f"h{heading.group(1)}"
+        elif paragraph.style_id == "Heading" or (paragraph.style_name or "").lower() == "heading":
+            kind = "h1"  # Apple Pages, as mammoth's default style map has it
+        return paragraph.copy(style_name=_ALIGNED_STYLE.format(kind=kind, alignment=alignment))
+
+    return transforms.paragraph(align)
+
+
+def part_as_docx(archive: zipfile.ZipFile, part: str, styles_part: str | None = None) -> bytes:
+    """A .docx whose main document is the body of a header or footer part, with its pictures and styles."""
+    names = {name.lower(): name for name in archive.namelist()}
+    base = posixpath.dirname(part)
+    rels_path = _rels_path(part)
+    body = _HEADER_ROOT.sub(rb"<\1document\2><\1body>", archive.read(part), count=1)
+    body = _HEADER_END.sub(rb"</\1body></\1document>", body, count=1)
+    entries: dict[str, bytes] = {
+        "_rels/.rels": (
+            b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+            b'relationships/officeDocument" Target="' + part.encode() + b'"/></Relationships>'
+        ),
+        part: body,
+    }
+    keep = {rels_path.lower(), "[content_types].xml", posixpath.join(base, "styles.xml").lower()}
+    keep |= {posixpath.join(base, "numbering.xml").lower()}
+    keep |= {
+        target.lower()
+        for _, _, target, external in _relationships(archive, names, base, rels_path)
+        if not external
+    }
+    for lowered, name in names.items():
+        if lowered in keep and name not in entries:
+            entries[name] = archive.read(name)
+    # mammoth finds a main part's styles beside it when no relationship names them.
+    beside = posixpath.join(base, "styles.xml")
+    if styles_part is not None and beside.lower() not in names:
+        entries[beside] = archive.read(styles_part)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as out:
+        for name, data in entries.items():
+            out.writestr(name, data)
+    return buffer.getvalue()
+
+
+_HEADER_ROOT = re.compile(rb"<([\w.-]+:)?(?:hdr|ftr)\b([^>]*)>")
+_HEADER_END = re.compile(rb"</([\w.-]+:)?(?:hdr|ftr)>\s*$")
+
+
+def _rels_path(part: str) -> str:
+    return posixpath.join(posixpath.dirname(part), "_rels", posixpath.basename(part) + ".rels")
+
+
+def _style_alignments(styles) -> dict[str, str]:
+    own: dict[str, str] = {}
+    based_on: dict[str, str] = {}
+    for style in styles.find_children("w:style"):
+        style_id = style.attributes.get("w:styleId")
+        if style_id is None or style.attributes.get("w:type", "paragraph") != "paragraph":
+            continue
+        jc = style.find_child_or_null("w:pPr").find_child_or_null("w:jc").attributes.get("w:val")
+        if jc is not None:
+            own[style_id] = jc
+        parent = style.find_child_or_null("w:basedOn").attributes.get("w:val")
+        if parent is not None:
+            based_on[style_id] = parent
+    resolved: dict[str, str] = {}
+    for style_id in set(own) | set(based_on):
+        seen: set[str] = set()
+        current: str | None = style_id
+        while current is not None and current not in seen and current not in own:
+            seen.add(current)
+            current = based_on.get(current)
+        if current is not None and current in own:
+            resolved[style_id] = own[current]
+    return resolved
+
+
+def _relationships(archive, names, base: str, rels_path: str) -> list[tuple[str, str, str, bool]]:
+    """(id, type's last segment, target part resolved against base, external?) of a .rels part."""
+    if rels_path.lower() not in names:
+        return []
+    with archive.open(names[rels_path.lower()]) as stream:
+        root = parse_xml(stream, _NAMESPACES)
+    found = []
+    for relation in root.find_children("relationships:Relationship"):
+        target = relation.attributes.get("Target", "")
+        # Absolute part names are valid targets too ("/word/media/image1.png").
+        resolved = (
+            target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(base, target))
+        )
+        found.append(
+            (
+                relation.attributes.get("Id", ""),
+                relation.attributes.get("Type", "").rsplit("/", 1)[-1],
+                resolved,
+                relation.attributes.get("TargetMode") == "External",
+            )
+        )
+    return found

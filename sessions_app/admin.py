@@ -1,0 +1,395 @@
+"""The Django admin: sessions with live counts, their tokens and revisions, and how to connect.
+
+Every change that clients must hear of (ending a session, revoking a token, issuing one)
+goes through services.py, so it reaches live sockets exactly as the API's does.
+"""
+
+from datetime import timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
+
+from . import links
+from .models import CollabSession, Revision, SessionToken
+from .presence import presence
+from .services import default_token_expiry, do_create_session, do_end_session, do_issue_token, do_revoke_token
+
+CONNECT_TEMPLATE = "admin/sessions_app/collabsession/connect.html"
+PREVIEW_STYLE = "width:100%;height:24em;border:1px solid var(--hairline-color);background:#fff"
+
+
+def sandboxed_preview(html, title):
+    """Stored HTML shown in an iframe with every sandbox restriction: no scripts, no same origin."""
+    if not html:
+        return "(empty)"
+    return format_html(
+        '<iframe sandbox="" srcdoc="{}" title="{}" style="{}"></iframe>', html, title, PREVIEW_STYLE
+    )
+
+
+def plural(count, noun):
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def manifest_url():
+    return f"{settings.COLLAB_PUBLIC_URL}/addin/manifest.xml"
+
+
+class CreateSessionForm(forms.Form):
+    title = forms.CharField(max_length=200, required=False)
+
+
+class IssueTokenForm(forms.Form):
+    role = forms.ChoiceField(choices=SessionToken.Role.choices)
+    label = forms.CharField(max_length=100, required=False)
+    expires_in_days = forms.IntegerField(
+        min_value=0,
+        max_value=3660,
+        required=False,
+        help_text="Blank: the role's default lifetime. 0: never expires.",
+    )
+
+    def expires_at(self):
+        days = self.cleaned_data["expires_in_days"]
+        if days is None:
+            return default_token_expiry(self.cleaned_data["role"])
+        return timezone.now() + timedelta(days=days) if days else None
+
+
+class TokenInlineForm(forms.ModelForm):
+    class Meta:
+        model = SessionToken
+        fields = ["revoked"]
+
+    def clean_revoked(self):
+        revoked = self.cleaned_data["revoked"]
+        if self.instance.revoked and not revoked:
+            raise forms.ValidationError("A revoked token stays revoked; issue a new one instead.")
+        return revoked
+
+
+class TokenInline(admin.TabularInline):
+    """The session's tokens; ticking "revoked" and saving revokes through the service."""
+
+    model = SessionToken
+    form = TokenInlineForm
+    fields = [
+        "role",
+        "label",
+        "prefix",
+        "can_end_session",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked",
+    ]
+    readonly_fields = [
+        "role",
+        "label",
+        "prefix",
+        "can_end_session",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+    ]
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        # New tokens come from "Issue a token", which shows the secret once.
+        return False
+
+
+class RevisionInline(admin.TabularInline):
+    """The session's stored versions; each opens a read-only page with a preview."""
+
+    model = Revision
+    fields = ["version", "created_at", "input_bytes", "html_bytes", "conversion_ms"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("html", "warnings")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(CollabSession)
+class CollabSessionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "status", "version", "live_counts", "last_update", "created_at"]
+    list_filter = ["status", "created_at", "updated_at"]
+    search_fields = ["id", "title"]
+    date_hierarchy = "created_at"
+    actions = ["end_sessions"]
+    inlines = [TokenInline, RevisionInline]
+    fieldsets = [
+        (None, {"fields": ["id", "title", "status", "version", "live_counts"]}),
+        ("How to connect", {"fields": ["how_to_connect"]}),
+        ("Times", {"fields": ["created_at", "updated_at", "ended_at", "end_reason"]}),
+        ("Current document", {"fields": ["current_html"], "classes": ["collapse"]}),
+    ]
+    readonly_fields = [
+        "id",
+        "status",
+        "version",
+        "live_counts",
+        "how_to_connect",
+        "created_at",
+        "updated_at",
+        "ended_at",
+        "end_reason",
+        "current_html",
+    ]
+
+    @admin.display(description="connected now")
+    def live_counts(self, session):
+        viewers, publishers = presence.counts_sync(session.pk)
+        return f"{plural(viewers, 'viewer')}, {plural(publishers, 'publisher')}"
+
+    @admin.display(description="last update", ordering="updated_at")
+    def last_update(self, session):
+        return session.updated_at
+
+    @admin.display(description="how to connect")
+    def how_to_connect(self, session):
+        issue = reverse("admin:sessions_app_collabsession_issue_token", args=[session.pk])
+        return format_html(
+            "<p>Tokens are stored hashed, so links and codes are shown once, when their token is issued.</p>"
+            '<p><a class="button" href="{}?role=client">Issue a viewer link</a> '
+            '<a class="button" href="{}?role=word">Issue a publish code for Word</a></p>'
+            "<p>WebSocket URL: <code>{}</code><br>"
+            'Word add-in manifest: <a href="{}">{}</a></p>',
+            issue,
+            issue,
+            links.ws_url(),
+            manifest_url(),
+            manifest_url(),
+        )
+
+    @admin.display(description="HTML")
+    def current_html(self, session):
+        return sandboxed_preview(session.html, f"Version {session.version}")
+
+    @admin.action(description="End selected sessions (their sockets are told and closed)")
+    def end_sessions(self, request, queryset):
+        ended = sum(do_end_session(session_id) for session_id in queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{ended} session(s) ended.", messages.SUCCESS)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        # Deleting an active session would strand its sockets; end it first, delete it from its page.
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is not None and not obj.is_active and super().has_delete_permission(request, obj)
+
+    def get_queryset(self, request):
+        # A list of sessions never needs their HTML; the change page loads it when it shows it.
+        return super().get_queryset(request).defer("html")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            # Only the title is editable; never write back a version a publish may have replaced.
+            obj.save(update_fields=["title"])
+        else:
+            obj.save()
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not SessionToken:
+            super().save_formset(request, form, formset, change)
+            return
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for token_form in formset.forms:
+            token = token_form.instance
+            if token.pk and "revoked" in token_form.changed_data and token_form.cleaned_data["revoked"]:
+                do_revoke_token(token)
+                formset.changed_objects.append((token, ["revoked"]))
+
+    def get_urls(self):
+        own = [
+            path(
+                "<str:object_id>/issue-token/",
+                self.admin_site.admin_view(self.issue_token_view),
+                name="sessions_app_collabsession_issue_token",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Create a session through the service and show its tokens, links and publish code once."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = CreateSessionForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            session, word_secret, client_secret = do_create_session(form.cleaned_data["title"])
+            details = links.connection_details(session, word_secret, client_secret)
+            rows = [
+                ("Session id", details["id"], False),
+                ("Viewer link", details["viewer_url"], True),
+                ("Publish code for the Word add-in", details["publish_code"], False),
+                ("Word token", word_secret, False),
+                ("Client token", client_secret, False),
+                ("WebSocket URL", details["ws_url"], False),
+                ("Word add-in manifest", details["manifest_url"], True),
+            ]
+            return self.render_secrets(request, session, "Session created", rows)
+        return self.render_connect(request, None, "Add session", form, "Create session")
+
+    def issue_token_view(self, request, object_id):
+        """Issue a token and show its secret once: a viewer link, or a publish code for Word."""
+        session = get_object_or_404(CollabSession, pk=object_id)
+        if not self.has_change_permission(request, session):
+            raise PermissionDenied
+        if not session.is_active:
+            self.message_user(request, "This session has ended; nobody can connect to it.", messages.ERROR)
+            return redirect("admin:sessions_app_collabsession_change", session.pk)
+        form = IssueTokenForm(request.POST or None, initial={"role": request.GET.get("role", "client")})
+        if request.method == "POST" and form.is_valid():
+            role = form.cleaned_data["role"]
+            token, secret = do_issue_token(
+                session, role, label=form.cleaned_data["label"], expires_at=form.expires_at()
+            )
+            expiry = str(token.expires_at) if token.expires_at else "never"
+            if role == SessionToken.Role.CLIENT:
+                rows = [
+                    ("Viewer link", links.viewer_url(session.pk, secret), True),
+                    ("Client token", secret, False),
+                ]
+            else:
+                rows = [
+                    ("Publish code for the Word add-in", links.publish_code(session.pk, secret), False),
+                    ("Word token", secret, False),
+                    ("WebSocket URL", links.ws_url(), False),
+                    ("Word add-in manifest", manifest_url(), True),
+                ]
+            rows.append(("Expires", expiry, False))
+            return self.render_secrets(request, session, f"New {role} token", rows)
+        return self.render_connect(request, session, "Issue a token", form, "Issue token")
+
+    def render_connect(self, request, session, title, form, submit):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "session": session,
+            "form": form,
+            "submit": submit,
+        }
+        return TemplateResponse(request, CONNECT_TEMPLATE, context)
+
+    def render_secrets(self, request, session, title, rows):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "session": session,
+            "rows": rows,
+        }
+        response = TemplateResponse(request, CONNECT_TEMPLATE, context)
+        # The page holds secrets: no browser or proxy may keep it.
+        add_never_cache_headers(response)
+        return response
+
+
+@admin.register(SessionToken)
+class SessionTokenAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "session",
+        "role",
+        "label",
+        "expires_at",
+        "revoked",
+        "last_used_at",
+        "created_at",
+    ]
+    list_filter = ["role", "revoked", "created_at"]
+    search_fields = ["prefix", "label", "session__id", "session__title"]
+    list_select_related = ["session"]
+    actions = ["revoke_tokens"]
+    readonly_fields = [
+        "session",
+        "role",
+        "label",
+        "prefix",
+        "can_end_session",
+        "created_at",
+        "expires_at",
+        "revoked",
+        "last_used_at",
+    ]
+    fields = readonly_fields
+
+    @admin.action(description="Revoke selected tokens (sockets using them are closed)")
+    def revoke_tokens(self, request, queryset):
+        tokens = list(queryset.filter(revoked=False))
+        for token in tokens:
+            do_revoke_token(token)
+        self.message_user(request, f"{len(tokens)} token(s) revoked.", messages.SUCCESS)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_add_permission(self, request):
+        # Tokens are issued from their session's page, which shows the secret once.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Revoke, don't delete; they go with their session once it has ended.
+        return obj is not None and not obj.session.is_active and super().has_delete_permission(request, obj)
+
+
+@admin.register(Revision)
+class RevisionAdmin(admin.ModelAdmin):
+    """Stored versions, read-only, with a sandboxed preview."""
+
+    list_display = ["__str__", "session", "version", "html_bytes", "conversion_ms", "created_at"]
+    list_filter = ["created_at"]
+    search_fields = ["session__id", "session__title"]
+    list_select_related = ["session"]
+    fields = [
+        "session",
+        "version",
+        "created_at",
+        "input_bytes",
+        "html_bytes",
+        "conversion_ms",
+        "warnings",
+        "preview",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="preview")
+    def preview(self, revision):
+        return sandboxed_preview(revision.html, f"Version {revision.version}")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("session")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Revisions go with their session once it has ended.
+        return obj is not None and not obj.session.is_active and super().has_delete_permission(request, obj)

@@ -1,0 +1,234 @@
+"""Rate and connection limits for WebSocket clients (README "Limits").
+
+Each socket may send COLLAB_RATE_LIMIT_MESSAGES frames per COLLAB_RATE_LIMIT_WINDOW seconds,
+in bursts of up to COLLAB_RATE_LIMIT_BURST (a token bucket); a frame over the limit is
+answered with E1011 and dropped, and the socket stays open.
+
+Connections are counted per client address and per token. With REDIS_URL the counts are
+shared by every server process through one Redis sorted set per address or token, scored by
+an expiry time each process refreshes while it lives (as sessions_app/presence.py does), so
+the sockets of a crashed process drop out by themselves. Without Redis each process counts
+its own sockets. When Redis does not answer, connections are let in: the limits guard
+against abuse and must not turn a Redis outage into an outage of the viewers.
+"""
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections import Counter
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+# A process refreshes its entries every REFRESH seconds; they lapse after TTL.
+REFRESH = 20
+TTL = 60
+# A connection check must never hold a handshake long when Redis is slow or gone.
+REDIS_TIMEOUT = 1.0
+
+
+class MessageRate:
+    """A token bucket for one socket's frames."""
+
+    def __init__(self, messages, window, burst, clock=time.monotonic):
+        self.rate = messages / window if messages else 0
+        self.capacity = max(burst, 1)
+        self.tokens = float(self.capacity)
+        self.clock = clock
+        self.updated = clock()
+
+    @classmethod
+    def from_settings(cls):
+        """The bucket the settings describe."""
+        return cls(
+            settings.COLLAB_RATE_LIMIT_MESSAGES,
+            settings.COLLAB_RATE_LIMIT_WINDOW,
+            settings.COLLAB_RATE_LIMIT_BURST,
+        )
+
+    def allow(self):
+        """Whether one more frame may be handled now; takes a token if so."""
+        if not self.rate:
+            return True
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def client_address(scope):
+    """The client's IP address; from X-Forwarded-For only when the peer is a trusted proxy."""
+    peer = (scope.get("client") or (None,))[0]
+    trusted = settings.COLLAB_TRUSTED_PROXIES
+    if peer is None or not trusted or not is_trusted_proxy(peer, trusted):
+        return peer
+    forwarded = [
+        value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"
+    ]
+    hops = [hop.strip() for hop in ",".join(forwarded).split(",") if hop.strip()]
+    # The rightmost hop a trusted proxy did not add is the client; anything left of it is hearsay.
+    for hop in reversed(hops):
+        if not is_trusted_proxy(hop, trusted):
+            return hop if valid_ip(hop) else peer
+    return peer
+
+
+def is_trusted_proxy(address, trusted):
+    """Whether an address is in COLLAB_TRUSTED_PROXIES (addresses or networks)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(network, strict=False) for network in trusted)
+
+
+def valid_ip(value):
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def connection_limit(kind, role=None):
+    """The most connections one address or one token of this role may hold; 0 means no limit."""
+    if kind == "address":
+        return settings.COLLAB_MAX_CONNECTIONS_PER_ADDRESS
+    if role == "word":
+        return settings.COLLAB_MAX_CONNECTIONS_PER_WORD_TOKEN
+    return settings.COLLAB_MAX_CONNECTIONS_PER_TOKEN
+
+
+class LocalConnections:
+    """Connection counts of this server process."""
+
+    def __init__(self):
+        self._counts = Counter()
+
+    async def acquire(self, key, member, limit):
+        """Count a connection under `key` unless `limit` are already there; whether it was counted."""
+        if self._counts[key] >= limit:
+            return False
+        self._counts[key] += 1
+        return True
+
+    async def release(self, key, member):
+        """Stop counting a connection."""
+        self._counts[key] -= 1
+        if self._counts[key] <= 0:
+            del self._counts[key]
+
+
+class RedisConnections:
+    """Connection counts shared by every process through Redis sorted sets."""
+
+    def __init__(self, url, prefix):
+        self.url = url
+        self.prefix = prefix
+        self._members = {}  # (key, member) of this process's connections
+        self._clients = {}  # event loop -> redis client
+        self._refresher = None
+
+    def redis_key(self, key):
+        return f"{self.prefix}:limits:{key}"
+
+    def _client(self):
+        import redis.asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = redis.asyncio.Redis.from_url(
+                self.url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+            )
+            self._clients = {loop: client}
+        return client
+
+    async def acquire(self, key, member, limit):
+        """Count a connection under `key` unless `limit` are already there, in any process."""
+        now = time.time()
+        redis_key = self.redis_key(key)
+        try:
+            async with self._client().pipeline(transaction=True) as pipe:
+                pipe.zremrangebyscore(redis_key, "-inf", now)
+                pipe.zadd(redis_key, {member: now + TTL})
+                pipe.expire(redis_key, TTL * 2)
+                pipe.zcard(redis_key)
+                *_, count = await pipe.execute()
+            if count > limit:
+                await self._client().zrem(redis_key, member)
+                return False
+        except Exception:
+            log.warning("connection limit for %s not checked: Redis unavailable", key, exc_info=True)
+        self._members[(key, member)] = True
+        self._ensure_refresher()
+        return True
+
+    async def release(self, key, member):
+        """Stop counting a connection."""
+        self._members.pop((key, member), None)
+        try:
+            await self._client().zrem(self.redis_key(key), member)
+        except Exception:
+            # It lapses by itself after TTL.
+            log.warning("connection count for %s not released: Redis unavailable", key, exc_info=True)
+
+    def _ensure_refresher(self):
+        loop = asyncio.get_running_loop()
+        if self._refresher is None or self._refresher.done() or self._refresher.get_loop() is not loop:
+            self._refresher = loop.create_task(self._refresh_forever())
+
+    async def _refresh_forever(self):
+        while self._members:
+            await asyncio.sleep(REFRESH)
+            try:
+                expiry = time.time() + TTL
+                async with self._client().pipeline(transaction=False) as pipe:
+                    for key, member in list(self._members):
+                        pipe.zadd(self.redis_key(key), {member: expiry})
+                        pipe.expire(self.redis_key(key), TTL * 2)
+                    await pipe.execute()
+            except Exception:
+                log.warning("connection counts not refreshed: Redis unavailable", exc_info=True)
+
+
+_registries = {}
+
+
+def connections():
+    """The connection registry that fits the settings: Redis-backed with REDIS_URL, else this process's."""
+    key = (settings.REDIS_URL, settings.COLLAB_REDIS_PREFIX)
+    registry = _registries.get(key)
+    if registry is None:
+        registry = RedisConnections(*key) if settings.REDIS_URL else LocalConnections()
+        _registries[key] = registry
+    return registry
+
+
+class ConnectionHolds:
+    """The connection counts one socket holds, released together when it goes."""
+
+    def __init__(self, member):
+        self.member = member
+        self.held = []
+
+    async def take(self, key, limit):
+        """Count this socket under `key`; False if `limit` (0 = none) is reached."""
+        if not limit:
+            return True
+        registry = connections()
+        if not await registry.acquire(key, self.member, limit):
+            return False
+        self.held.append((registry, key))
+        return True
+
+    async def release_all(self):
+        """Give back every count this socket holds."""
+        held, self.held = self.held, []
+        for registry, key in held:
+            await registry.release(key, self.member)

@@ -1,0 +1,271 @@
+"""The Django admin as staff use it: sessions, tokens, revisions, connecting, and actions reaching sockets."""
+
+import html
+import json
+import re
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
+
+from collab.asgi import application
+from conversion import Converted
+from sessions_app import links
+from sessions_app.access import access_session_by_token
+from sessions_app.models import CollabSession, SessionToken
+from sessions_app.services import do_create_session, do_end_session, do_publish_document
+
+pytestmark = pytest.mark.django_db
+
+TIMEOUT = 30
+SESSIONS = "/admin/sessions_app/collabsession/"
+TOKENS = "/admin/sessions_app/sessiontoken/"
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def staff():
+    """The test client logged in as a staff member who may manage sessions."""
+    user = User.objects.create_superuser("admin", "admin@example.org", "admin-password")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def session():
+    created, word, client = do_create_session("Quarterly report")
+    return {"id": created.id, "word": word, "client": client, "model": created}
+
+
+def store_version(session_id, html_text):
+    return do_publish_document(session_id, Converted(html_text, [], 10, len(html_text), 0.01))
+
+
+def page(response):
+    assert response.status_code == 200, response.status_code
+    return response.content.decode()
+
+
+def shown_value(text, label):
+    """The value the secrets page shows beside a label."""
+    match = re.search(rf"<th scope=\"row\">{re.escape(label)}</th>\s*<td>(?:<a [^>]*>|<code>)([^<]+)<", text)
+    assert match, f"{label} not shown"
+    return html.unescape(match.group(1))
+
+
+def test_admin_needs_staff(client, session):
+    response = client.get(SESSIONS)
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    User.objects.create_user("visitor", password="visitor-password")
+    client.login(username="visitor", password="visitor-password")
+    assert client.get(SESSIONS).status_code == 302
+
+
+def test_session_list_shows_status_version_and_live_counts(staff, session):
+    ended = do_create_session("Finished review")[0]
+    do_end_session(ended.id)
+    store_version(session["id"], "<p>One</p>")
+    text = page(staff.get(SESSIONS))
+    assert "Quarterly report" in text and "Finished review" in text
+    assert "0 viewers, 0 publishers" in text
+    assert "Last update" in text
+    filtered = page(staff.get(SESSIONS, {"status__exact": "ended"}))
+    assert "Finished review" in filtered and "Quarterly report" not in filtered
+    searched = page(staff.get(SESSIONS, {"q": "quarterly"}))
+    assert "Quarterly report" in searched and "Finished review" not in searched
+    assert page(staff.get(SESSIONS, {"q": session["id"]})).count(session["id"]) >= 1
+
+
+def test_session_page_shows_tokens_revisions_and_how_to_connect(staff, session):
+    store_version(session["id"], "<p>First</p>")
+    store_version(session["id"], "<p>Second</p>")
+    text = page(staff.get(f"{SESSIONS}{session['id']}/change/"))
+    for secret in (session["word"], session["client"]):
+        assert secret[:8] in text  # the prefix tells tokens apart
+        assert secret not in text  # the secret is never shown again
+    assert "Issue a viewer link" in text and "Issue a publish code for Word" in text
+    assert "http://127.0.0.1:8000/addin/manifest.xml" in text
+    assert links.ws_url() in text
+    assert "0 viewers, 0 publishers" in text
+    assert re.search(r"field-version[^>]*>\s*<p>\s*2\s*</p>", text)  # the revisions inline
+    assert re.search(r"field-version[^>]*>\s*<p>\s*1\s*</p>", text)
+    # The current HTML is previewed in a sandbox, escaped into srcdoc.
+    assert 'sandbox="" srcdoc="&lt;p&gt;Second&lt;/p&gt;"' in text
+
+
+def test_revision_page_is_read_only_with_a_sandboxed_preview(staff, session):
+    hostile = '<p>Hi</p><img src="x" onerror="alert(1)"><script>alert(2)</script>'
+    store_version(session["id"], hostile)
+    revision = session["model"].revisions.get()
+    text = page(staff.get(f"/admin/sessions_app/revision/{revision.pk}/change/"))
+    assert "<script>alert(2)" not in text and 'onerror="alert(1)"' not in text
+    assert 'sandbox=""' in text
+    assert html.escape(hostile) in text
+    assert 'name="_save"' not in text  # read-only
+    assert staff.get("/admin/sessions_app/revision/add/").status_code == 403
+
+
+def test_issuing_a_viewer_link_shows_it_once(staff, session):
+    url = f"{SESSIONS}{session['id']}/issue-token/"
+    form = page(staff.get(url, {"role": "client"}))
+    assert 'value="client" selected' in form
+    response = staff.post(url, {"role": "client", "label": "lobby screen", "expires_in_days": "2"})
+    text = page(response)
+    assert "no-store" in response["Cache-Control"]
+    viewer_url = shown_value(text, "Viewer link")
+    secret = viewer_url.split("#token=")[1]
+    assert viewer_url == links.viewer_url(session["id"], secret)
+    token = access_session_by_token(session["id"], secret, "client")
+    assert token.label == "lobby screen" and token.expires_at is not None
+    assert secret not in page(staff.get(f"{SESSIONS}{session['id']}/change/"))
+
+
+def test_issuing_a_publish_code_for_word(staff, session):
+    text = page(
+        staff.post(f"{SESSIONS}{session['id']}/issue-token/", {"role": "word", "expires_in_days": "0"})
+    )
+    secret = shown_value(text, "Word token")
+    assert shown_value(text, "Publish code for the Word add-in") == links.publish_code(session["id"], secret)
+    assert shown_value(text, "Word add-in manifest") == "http://127.0.0.1:8000/addin/manifest.xml"
+    token = access_session_by_token(session["id"], secret, "word")
+    assert token.expires_at is None and token.can_end_session
+
+
+def test_no_tokens_for_an_ended_session(staff, session):
+    do_end_session(session["id"])
+    response = staff.post(f"{SESSIONS}{session['id']}/issue-token/", {"role": "client"})
+    assert response.status_code == 302
+    assert SessionToken.objects.filter(session_id=session["id"]).count() == 2
+
+
+def test_adding_a_session_shows_its_tokens_once(staff):
+    assert "Create session" in page(staff.get(f"{SESSIONS}add/"))
+    text = page(staff.post(f"{SESSIONS}add/", {"title": "Made in the admin"}))
+    created = CollabSession.objects.get(title="Made in the admin")
+    assert shown_value(text, "Session id") == created.id
+    word = shown_value(text, "Word token")
+    client = shown_value(text, "Client token")
+    assert shown_value(text, "Viewer link") == links.viewer_url(created.id, client)
+    assert shown_value(text, "Publish code for the Word add-in") == links.publish_code(created.id, word)
+    assert access_session_by_token(created.id, word, "word")
+    assert access_session_by_token(created.id, client, "client")
+
+
+def test_editing_the_title_keeps_the_document(staff, session):
+    data = {
+        "title": "Renamed",
+        "tokens-TOTAL_FORMS": "2",
+        "tokens-INITIAL_FORMS": "2",
+        "tokens-MIN_NUM_FORMS": "0",
+        "tokens-MAX_NUM_FORMS": "1000",
+        "revisions-TOTAL_FORMS": "0",
+        "revisions-INITIAL_FORMS": "0",
+        "revisions-MIN_NUM_FORMS": "0",
+        "revisions-MAX_NUM_FORMS": "1000",
+    }
+    for index, token in enumerate(SessionToken.objects.filter(session_id=session["id"])):
+        data[f"tokens-{index}-id"] = str(token.pk)
+        data[f"tokens-{index}-session"] = session["id"]
+    staff.get(f"{SESSIONS}{session['id']}/change/")
+    store_version(session["id"], "<p>Published while the page was open</p>")
+    response = staff.post(f"{SESSIONS}{session['id']}/change/", data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    stored = CollabSession.objects.get(pk=session["id"])
+    assert stored.title == "Renamed"
+    assert (stored.version, stored.html) == (1, "<p>Published while the page was open</p>")
+
+
+def test_only_ended_sessions_can_be_deleted(staff, session):
+    assert staff.get(f"{SESSIONS}{session['id']}/delete/").status_code == 403
+    do_end_session(session["id"])
+    assert staff.post(f"{SESSIONS}{session['id']}/delete/", {"post": "yes"}).status_code == 302
+    assert not CollabSession.objects.filter(pk=session["id"]).exists()
+
+
+async def join(session_id, secret, role):
+    socket = WebsocketCommunicator(application, "/ws")
+    connected, _ = await socket.connect(timeout=TIMEOUT)
+    assert connected
+    message = {"Origin": role, "SessionId": session_id, "Token": secret, "Action": "get-html"}
+    await socket.send_to(text_data=json.dumps(message))
+    assert json.loads(await socket.receive_from(timeout=TIMEOUT))["Action"] == "get-html"
+    return socket
+
+
+async def receive(socket):
+    return json.loads(await socket.receive_from(timeout=TIMEOUT))
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_end_sessions_action_reaches_live_sockets(staff, session):
+    other = await database_sync_to_async(do_create_session)("Untouched")
+    viewer = await join(session["id"], session["client"], "client")
+    response = await database_sync_to_async(staff.post)(
+        SESSIONS, {"action": "end_sessions", "_selected_action": [session["id"]]}
+    )
+    assert response.status_code == 302
+    ended = await receive(viewer)
+    assert (ended["Action"], ended["Content"]) == ("end-session", "Session ended successfully.")
+    assert (await receive(viewer))["Action"] == "session-closed"
+    assert await viewer.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 1000}
+    assert (await database_sync_to_async(CollabSession.objects.get)(pk=session["id"])).status == "ended"
+    assert (await database_sync_to_async(CollabSession.objects.get)(pk=other[0].id)).status == "active"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_revoke_tokens_action_reaches_live_sockets(staff, session):
+    word = await join(session["id"], session["word"], "word")
+    viewer = await join(session["id"], session["client"], "client")
+    token = await database_sync_to_async(SessionToken.objects.get)(session_id=session["id"], role="word")
+    response = await database_sync_to_async(staff.post)(
+        TOKENS, {"action": "revoke_tokens", "_selected_action": [token.pk]}
+    )
+    assert response.status_code == 302
+    error = await receive(word)
+    assert error["ErrorCode"] == "E1003"
+    assert (await receive(word))["Action"] == "session-closed"
+    assert await word.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4401}
+    assert await viewer.receive_nothing(0.2)
+    assert (await database_sync_to_async(SessionToken.objects.get)(pk=token.pk)).revoked
+    await viewer.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_revoking_from_the_session_page_reaches_live_sockets(staff, session):
+    viewer = await join(session["id"], session["client"], "client")
+
+    def submit():
+        tokens = list(SessionToken.objects.filter(session_id=session["id"]))
+        data = {
+            "title": "Quarterly report",
+            "tokens-TOTAL_FORMS": str(len(tokens)),
+            "tokens-INITIAL_FORMS": str(len(tokens)),
+            "tokens-MIN_NUM_FORMS": "0",
+            "tokens-MAX_NUM_FORMS": "1000",
+            "revisions-TOTAL_FORMS": "0",
+            "revisions-INITIAL_FORMS": "0",
+            "revisions-MIN_NUM_FORMS": "0",
+            "revisions-MAX_NUM_FORMS": "1000",
+        }
+        for index, token in enumerate(tokens):
+            data[f"tokens-{index}-id"] = str(token.pk)
+            data[f"tokens-{index}-session"] = session["id"]
+            if token.role == "client":
+                data[f"tokens-{index}-revoked"] = "on"
+        return staff.post(f"{SESSIONS}{session['id']}/change/", data)
+
+    response = await database_sync_to_async(submit)()
+    assert response.status_code == 302
+    assert (await receive(viewer))["ErrorCode"] == "E1003"
+    assert (await receive(viewer))["Action"] == "session-closed"
+    client_token = await database_sync_to_async(SessionToken.objects.get)(
+        session_id=session["id"], role="client"
+    )
+    assert client_token.revoked
