@@ -143,7 +143,9 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=0,
+        # Each server process does its database work on one thread: keep its connection.
+        conn_max_age=envint("COLLAB_DB_CONN_MAX_AGE", "60"),
+        conn_health_checks=True,
     )
 }
 if os.environ.get("COLLAB_TEST_DATABASE"):
