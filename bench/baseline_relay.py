@@ -62,7 +62,13 @@ async def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     relay = Relay()
     async with serve(
-        relay.serve_socket, "127.0.0.1", args.port, max_size=None, compression=None, ping_interval=None
+        relay.serve_socket,
+        "127.0.0.1",
+        args.port,
+        max_size=None,
+        compression=None,
+        ping_interval=None,
+        backlog=4096,
     ) as server:
         await server.serve_forever()
 

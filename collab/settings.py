@@ -167,7 +167,9 @@ if REDIS_URL:
             "CONFIG": {
                 # redis-py 8 times reads out after 5 s by default, as long as channels-redis's
                 # blocking BZPOPMIN waits: an idle socket's receive would fail with TimeoutError.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                # It also caps a pool at 100 connections and then fails at once: a crowd of
+                # viewers joining together needs more (earlier redis-py had no cap).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 5000}],
                 "prefix": COLLAB_REDIS_PREFIX,
                 "capacity": 1000,
                 "expiry": 60,
@@ -175,7 +177,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "collab.layers.InMemoryChannelLayer"}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -5,6 +5,7 @@ import contextlib
 import json
 import logging
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -96,11 +97,11 @@ class CollabConsumer(AsyncWebsocketConsumer):
         if not origin_allowed(headers.get(b"origin"), headers.get(b"host")):
             await self.close()
             return
-        await self.accept()
+        # Counted before the handshake completes, so connections are counted in the order they open.
         address = client_address(self.scope)
-        if address is not None and not await self.holds.take(
-            f"address:{address}", connection_limit("address")
-        ):
+        allowed = address is None or await self.holds.take(f"address:{address}", connection_limit("address"))
+        await self.accept()
+        if not allowed:
             await self.close_with_reason("Too many connections from this address", TOO_MANY_CONNECTIONS)
             return
         ensure_sweeper()
@@ -127,6 +128,18 @@ class CollabConsumer(AsyncWebsocketConsumer):
         await asyncio.sleep(settings.COLLAB_AUTH_TIMEOUT)
         if self.session_id is None and not self.closing:
             await self.fail("E1012", "Unknown")
+
+    async def dispatch(self, message):
+        """Run a message's handler, without channels' thread hop to close database connections.
+
+        channels does that hop for every message, so a broadcast to N sockets queued N calls on
+        the one database thread; every database call here goes through database_sync_to_async,
+        which closes stale connections itself.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # Incoming messages
 
@@ -197,6 +210,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.token_id = token.pk
         self.role = token.role
         self.can_end = token.can_end_session
+        self.version_at_sign_in = token.session.version
         protocol = message.get("Protocol")
         self.protocol = (
             2 if isinstance(protocol, int) and not isinstance(protocol, bool) and protocol >= 2 else 1
@@ -212,8 +226,12 @@ class CollabConsumer(AsyncWebsocketConsumer):
     async def greet(self, message, action):
         """The version 2 init reply, then the document for a viewer that does not have it yet."""
         self.features = granted_features(message.get("Features"))
+        # The version read with the token: the cached frame serves a crowd of new viewers.
         version, frame = await documents.frame(
-            self.session_id, self.protocol, fresh=True, blocks=HTML_PATCH in self.features
+            self.session_id,
+            self.protocol,
+            at_least=self.version_at_sign_in,
+            blocks=HTML_PATCH in self.features,
         )
         viewers, publishers = await presence.counts(self.session_id)
         self.sent_presence = (viewers, publishers)

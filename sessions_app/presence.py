@@ -58,6 +58,12 @@ class RedisPresence:
         self._members = {}  # channel name -> (session id, role), this process's sockets
         self._clients = {}  # event loop -> redis client
         self._refresher = None
+        # Joins and leaves not written yet, and the write that will carry them: a crowd of
+        # sockets arriving together costs one round trip, not one each.
+        self._joining = {}
+        self._leaving = {}
+        self._write = None
+        self._counting = {}  # session id -> counts being read, shared by concurrent callers
 
     def key(self, session_id, role):
         return f"{self.prefix}:presence:{session_id}:{role}"
@@ -68,23 +74,57 @@ class RedisPresence:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            self._clients = {loop: redis.asyncio.Redis.from_url(self.url)}
+            # A crowd joining at once waits for one of a few connections instead of failing
+            # with "Too many connections" (redis-py's plain pool refuses beyond 100).
+            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, max_connections=20, timeout=10)
+            self._clients = {loop: redis.asyncio.Redis(connection_pool=pool)}
             client = self._clients[loop]
         return client
 
     async def join(self, session_id, role, channel_name):
         """Count a socket that joined a session."""
         self._members[channel_name] = (session_id, role)
-        await self._client().zadd(self.key(session_id, role), {channel_name: time.time() + TTL})
+        self._leaving.pop(channel_name, None)
+        self._joining[channel_name] = (session_id, role)
+        await self._written()
         self._ensure_refresher()
 
     async def leave(self, session_id, role, channel_name):
         """Stop counting a socket that left a session."""
         self._members.pop(channel_name, None)
-        await self._client().zrem(self.key(session_id, role), channel_name)
+        self._joining.pop(channel_name, None)
+        self._leaving[channel_name] = (session_id, role)
+        await self._written()
+
+    async def _written(self):
+        """Wait until the pending joins and leaves are in Redis."""
+        if self._write is None:
+            self._write = asyncio.ensure_future(self._write_pending())
+        await asyncio.shield(self._write)
+
+    async def _write_pending(self):
+        await asyncio.sleep(0)  # let the other sockets woken in this turn add theirs
+        self._write = None
+        joining, self._joining = self._joining, {}
+        leaving, self._leaving = self._leaving, {}
+        expiry = time.time() + TTL
+        async with self._client().pipeline(transaction=False) as pipe:
+            for (session_id, role), names in group_by_key(joining).items():
+                pipe.zadd(self.key(session_id, role), dict.fromkeys(names, expiry))
+            for (session_id, role), names in group_by_key(leaving).items():
+                pipe.zrem(self.key(session_id, role), *names)
+            await pipe.execute()
 
     async def counts(self, session_id):
         """(viewers, publishers) connected to a session, in every process."""
+        pending = self._counting.get(session_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._read_counts(session_id))
+            self._counting[session_id] = pending
+            pending.add_done_callback(lambda _: self._counting.pop(session_id, None))
+        return await asyncio.shield(pending)
+
+    async def _read_counts(self, session_id):
         now = time.time()
         async with self._client().pipeline(transaction=False) as pipe:
             pipe.zcount(self.key(session_id, "client"), now, "+inf")
@@ -139,6 +179,14 @@ class RedisPresence:
             results = await pipe.execute()
         counted = results[3 * len(members) :]
         return {session_id: tuple(counted[2 * n : 2 * n + 2]) for n, session_id in enumerate(sessions)}
+
+
+def group_by_key(members):
+    """{channel name: (session id, role)} as {(session id, role): [channel names]}."""
+    grouped = defaultdict(list)
+    for channel_name, key in members.items():
+        grouped[key].append(channel_name)
+    return grouped
 
 
 def make_presence():

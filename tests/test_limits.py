@@ -78,7 +78,7 @@ async def join(session, role, address=None):
 
 async def assert_refused_for_too_many(communicator, reason):
     message = await receive(communicator)
-    assert message["Action"] == "session-closed" and message["Success"] is True
+    assert message["Action"] == "session-closed" and message["Success"] is True, message
     assert message["Content"] == reason
     output = await communicator.receive_output(timeout=TIMEOUT)
     assert output == {"type": "websocket.close", "code": 4429}
