@@ -7,12 +7,15 @@ the html-patch from the version before) and hands the same string to every socke
 
 import asyncio
 import json
+import logging
 
 from channels.db import database_sync_to_async
 
 from .models import Revision
 from .patches import checksum, diff_blocks, split_blocks, utf16_lengths
 from .services import current_document
+
+log = logging.getLogger(__name__)
 
 HTML_PATCH = "html-patch"
 
@@ -107,6 +110,14 @@ class DocumentCache:
         return await asyncio.shield(entry["patch"])
 
     async def _build_patch(self, session_id, entry):
+        try:
+            return await self._diff_versions(session_id, entry)
+        except Exception:
+            # A patch is an optimisation: clients get the full document instead.
+            log.exception("html-patch of session %s version %s failed", session_id, entry["version"])
+            return None
+
+    async def _diff_versions(self, session_id, entry):
         version = entry["version"]
         previous = entry["previous"]
         if previous is None:
@@ -136,8 +147,11 @@ class DocumentCache:
         if entry is None or entry["version"] < version:
             if entry is None and len(self._latest) >= self.MAX_SESSIONS:
                 self._latest.pop(next(iter(self._latest)))
-            # The version before, when this process holds it, spares a database read for the patch.
-            previous = entry["html"] if entry is not None and entry["version"] == version - 1 else None
+            # The version before, kept when this process has html-patch clients for the session,
+            # spares a database read for the patch.
+            previous = None
+            if entry is not None and entry["version"] == version - 1 and any(k[1] for k in entry["frames"]):
+                previous = entry["html"]
             entry = {"version": version, "html": html, "frames": {}, "previous": previous, "patch": None}
             self._latest[session_id] = entry
         return entry

@@ -195,7 +195,7 @@ async def test_presence_counts_span_processes_and_drop_soon_after_one_is_killed(
             assert late.init["Viewers"] == 2
 
 
-def stalled_viewer(server, session):
+def stalled_viewer(server, session, features=()):
     """A viewer that signs in and then reads nothing, with a receive window as small as the kernel allows."""
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -212,7 +212,7 @@ def stalled_viewer(server, session):
         answer += raw.recv(1)
     assert answer.startswith(b"HTTP/1.1 101"), answer
     hello = {"Origin": "client", "SessionId": session["id"], "Token": session["client_token"]}
-    payload = json.dumps({**hello, "Action": "init", "Protocol": 2}).encode()
+    payload = json.dumps({**hello, "Action": "init", "Protocol": 2, "Features": list(features)}).encode()
     mask = os.urandom(4)
     header = bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big") + mask
     raw.sendall(header + bytes(byte ^ mask[n % 4] for n, byte in enumerate(payload)))
@@ -243,7 +243,70 @@ async def test_a_stalled_viewer_is_cut_off_without_holding_up_the_others(daphne)
         stalled.close()
 
 
-# The viewer page
+def read_frames(raw, until_version, timeout=TIMEOUT):
+    """Text frames from a raw socket, parsed, up to the first document of `until_version`."""
+    raw.settimeout(timeout)
+    buffer = b""
+    messages = []
+
+    def take(count):
+        nonlocal buffer
+        while len(buffer) < count:
+            chunk = raw.recv(1 << 20)
+            assert chunk, f"connection closed; got {[m.get('Action') for m in messages]}"
+            buffer += chunk
+        data, buffer = buffer[:count], buffer[count:]
+        return data
+
+    while True:
+        first, second = take(2)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(take(2), "big")
+        elif length == 127:
+            length = int.from_bytes(take(8), "big")
+        payload = take(length)
+        if first & 0x0F == 0x1:
+            messages.append(json.loads(payload))
+            last = messages[-1]
+            if last.get("Version") == until_version and last["Action"] in ("get-html", "html-patch"):
+                return messages
+
+
+@pytest.mark.integration
+async def test_a_viewer_that_falls_behind_gets_only_the_newest_version_in_a_consistent_chain(daphne):
+    server = await asyncio.to_thread(
+        daphne, COLLAB_SEND_BUFFER_BYTES="65536", COLLAB_SLOW_VIEWER_SECONDS="60"
+    )
+    session = await new_session(server)
+    stalled = await asyncio.to_thread(stalled_viewer, server, session, ["html-patch"])
+    # Larger than the kernel's socket buffers (up to 4 MiB), so daphne's own buffer fills.
+    paragraphs = [f"<p>Paragraph {n}: {'text ' * 200}</p>" for n in range(6000)]
+    try:
+        async with joined(server, session, "word") as word:
+            for version in range(1, 7):
+                paragraphs[version] = f"<p>Edited in version {version}</p>"
+                html = "".join(paragraphs)
+                await word.send({"Action": "update-ooxml", "PayloadType": "html", "Content": html})
+                await word.published(version)
+        # The viewer reads again: what waited for it is the newest version only, and every
+        # patch it gets starts from the version it holds.
+        messages = await asyncio.to_thread(read_frames, stalled, 6)
+    finally:
+        stalled.close()
+    documents_seen = [m for m in messages if m["Action"] in ("get-html", "html-patch")]
+    assert len(documents_seen) < 7
+    held = None
+    for message in documents_seen:
+        if message["Action"] == "html-patch":
+            assert held is not None and message["BaseVersion"] == held, [
+                (m["Action"], m["Version"]) for m in documents_seen
+            ]
+        held = message["Version"]
+    assert held == 6
+
+
+# The viewer page (last: its module-wide browser keeps an event loop running in this thread)
 
 
 def paragraphs(ending):
