@@ -11,6 +11,20 @@ from tests.servers import Server, child_env, run_manage
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def database_connections_closed_after_use():
+    """In-process tests close connections after each use, as COLLAB_DB_CONN_MAX_AGE=0 does.
+
+    Tests flush the database between tests; a connection kept open by the consumers'
+    database thread could hold a lock that the flush waits on. Servers started by the
+    integration tests keep the deployed default.
+    """
+    from django.db import connections
+
+    for alias in connections:
+        connections.settings[alias]["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture(scope="module")
 def integration_database_url(tmp_path_factory):
     """A migrated database the daphne processes and this test module share, dropped afterwards.
