@@ -10,9 +10,16 @@ from django.utils import timezone
 TOKEN_PREFIX_LENGTH = 8
 
 
+def random_urlsafe(nbytes):
+    """A URL-safe random string that never starts with "-", so command lines never take it for an option."""
+    while (value := secrets.token_urlsafe(nbytes)).startswith("-"):
+        pass
+    return value
+
+
 def new_session_id():
     """A URL-safe random session id."""
-    return secrets.token_urlsafe(12)
+    return random_urlsafe(12)
 
 
 def digest_secret(secret):
@@ -96,7 +103,7 @@ class SessionToken(models.Model):
     @classmethod
     def build(cls, session, role, **fields):
         """A new unsaved token and its plain-text secret, which is never stored."""
-        secret = secrets.token_urlsafe(32)
+        secret = random_urlsafe(32)
         fields.setdefault("can_end_session", role == cls.Role.WORD)
         token = cls(
             session=session,

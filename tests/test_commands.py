@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from sessions_app.models import CollabSession, SessionToken
+from sessions_app.models import CollabSession, SessionToken, new_session_id, random_urlsafe
 
 pytestmark = pytest.mark.django_db
 
@@ -61,3 +61,9 @@ def test_end_session_ends_it_once():
         call_command("end_session", session_id, stdout=StringIO())
     with pytest.raises(CommandError, match="no session"):
         call_command("end_session", "missing", stdout=StringIO())
+
+
+def test_ids_and_tokens_never_look_like_command_line_options():
+    # One in 64 plain token_urlsafe values starts with "-", which argparse takes for an option.
+    values = [new_session_id() for _ in range(2000)] + [random_urlsafe(32) for _ in range(2000)]
+    assert not [value for value in values if value.startswith("-")]
