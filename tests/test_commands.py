@@ -49,6 +49,7 @@ def test_create_session_text_output_shows_how_to_connect():
     text = out.getvalue()
     assert "Viewer URL" in text and "/s/" in text and "#token=" in text
     assert "Publish code" in text and "collab:" in text
+    assert "/addin/manifest.xml" in text
 
 
 def test_end_session_ends_it_once():

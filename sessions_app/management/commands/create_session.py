@@ -27,4 +27,5 @@ class Command(BaseCommand):
         self.stdout.write(f"Viewer URL  {details['viewer_url']}")
         self.stdout.write(f"WebSocket   {details['ws_url']}")
         self.stdout.write(f"Publish code (paste into the Word add-in) {details['publish_code']}")
+        self.stdout.write(f"Add-in manifest (sideload it in Word) {details['manifest_url']}")
         self.stdout.write("The tokens are shown once only; they are stored hashed.")
