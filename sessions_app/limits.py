@@ -20,8 +20,6 @@ from collections import Counter
 
 from django.conf import settings
 
-from .redis_clients import redis_client
-
 log = logging.getLogger(__name__)
 
 # A process refreshes its entries every REFRESH seconds; they lapse after TTL.
@@ -133,13 +131,23 @@ class RedisConnections:
         self.url = url
         self.prefix = prefix
         self._members = {}  # (key, member) of this process's connections
+        self._clients = {}  # event loop -> redis client
         self._refresher = None
 
     def redis_key(self, key):
         return f"{self.prefix}:limits:{key}"
 
     def _client(self):
-        return redis_client(self.url, REDIS_TIMEOUT)
+        import redis.asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = redis.asyncio.Redis.from_url(
+                self.url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+            )
+            self._clients = {loop: client}
+        return client
 
     async def acquire(self, key, member, limit):
         """Count a connection under `key` unless `limit` are already there, in any process."""

@@ -12,15 +12,12 @@ from collections import Counter, defaultdict
 
 from django.conf import settings
 
-from .redis_clients import redis_client
-
 log = logging.getLogger(__name__)
 
 # A process refreshes its entries every REFRESH seconds; they lapse after TTL, so a dead
 # process's sockets leave the counts within TTL + REFRESH seconds.
 REFRESH = 2
 TTL = 6
-REDIS_TIMEOUT = 5
 
 
 class LocalPresence:
@@ -59,6 +56,7 @@ class RedisPresence:
         self.url = url
         self.prefix = prefix
         self._members = {}  # channel name -> (session id, role), this process's sockets
+        self._clients = {}  # event loop -> redis client
         self._refresher = None
         # Joins and leaves not written yet, and the write that will carry them: a crowd of
         # sockets arriving together costs one round trip, not one each.
@@ -71,7 +69,17 @@ class RedisPresence:
         return f"{self.prefix}:presence:{session_id}:{role}"
 
     def _client(self):
-        return redis_client(self.url, REDIS_TIMEOUT)
+        import redis.asyncio
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            # A crowd joining at once waits for one of a few connections instead of failing
+            # with "Too many connections" (redis-py's plain pool refuses beyond 100).
+            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, max_connections=20, timeout=10)
+            self._clients = {loop: redis.asyncio.Redis(connection_pool=pool)}
+            client = self._clients[loop]
+        return client
 
     async def join(self, session_id, role, channel_name):
         """Count a socket that joined a session."""
