@@ -10,10 +10,10 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from collab.routing import websocket_urlpatterns  # noqa: E402
-from collab.transport import apply_message_limit, apply_slow_viewer_limit  # noqa: E402
+from collab.transport import apply_message_limit, offer_direct_sockets  # noqa: E402
 
 apply_message_limit()
-apply_slow_viewer_limit()
+offer_direct_sockets()
 
 application = ProtocolTypeRouter(
     {

@@ -64,6 +64,28 @@ TOO_SLOW = 4408
 TOO_SLOW_REASON = "Connection too slow: reconnect to get the current version"
 # How often a socket holding back a document checks whether its buffer has drained.
 DRAIN_POLL_SECONDS = 0.2
+# The ASGI scope extension through which a consumer reaches its daphne socket directly.
+DIRECT_SOCKET = "collab.direct-socket"
+
+
+class OutgoingFrame:
+    """A text message encoded and framed once, then written to any number of sockets."""
+
+    __slots__ = ("text", "_prepared")
+
+    def __init__(self, text):
+        self.text = text
+        self._prepared = None
+
+    @property
+    def prepared(self):
+        if self._prepared is None:
+            from autobahn.websocket.protocol import PreparedMessage
+
+            # collab's JSON is ASCII (json.dumps escapes the rest), so encoding cannot fail.
+            payload = self.text.encode("utf-8")
+            self._prepared = PreparedMessage(payload, isBinary=False, applyMask=False, doNotCompress=False)
+        return self._prepared
 
 
 def pending_write_bytes(transport):
@@ -76,6 +98,45 @@ def pending_write_bytes(transport):
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
+def write_frame(protocol, frame):
+    """Write a prepared frame to an open autobahn socket."""
+    if protocol._perMessageCompress is None and not protocol.send_queue:
+        # What sendPreparedMessage does, without the debug line autobahn formats on every write.
+        protocol.transport.write(frame.prepared.payloadHybi)
+    else:
+        protocol.sendPreparedMessage(frame.prepared)
+
+
+class DirectSocket:
+    """One daphne socket, written from the event loop without the ASGI send round trip.
+
+    A session's hub (sessions_app/hub.py) writes one broadcast to thousands of these: each
+    write is the same pre-framed bytes handed to the socket's transport, as a relay written
+    on the websockets library does. Daphne runs Twisted on the asyncio loop, so this is the
+    same thread that daphne's own send path writes from.
+    """
+
+    __slots__ = ("protocol", "outbox")
+
+    def __init__(self, protocol, limit, patience):
+        self.protocol = protocol
+        self.outbox = DocumentOutbox(protocol, limit, patience)
+
+    @property
+    def is_open(self):
+        return self.protocol.state == self.protocol.STATE_OPEN
+
+    def send_document(self, frame, document):
+        """Write a document frame now, or as the newest waiting one while the socket is backed up."""
+        if self.is_open:
+            self.outbox.send(frame, document)
+
+    def send_frame(self, frame):
+        """Write any other frame (presence counts) at once."""
+        if self.is_open:
+            write_frame(self.protocol, frame)
+
+
 class DocumentOutbox:
     """One socket's outgoing documents: written at once while its buffer is small, else only the newest.
 
@@ -86,30 +147,32 @@ class DocumentOutbox:
     COLLAB_SLOW_VIEWER_SECONDS gets session-closed and close code 4408, and reconnects.
     """
 
+    __slots__ = ("protocol", "limit", "patience", "written_version", "waiting", "backed_up_since", "timer")
+
     def __init__(self, protocol, limit, patience):
         self.protocol = protocol
         self.limit = limit
         self.patience = patience
         self.written_version = None
-        self.waiting = None  # (text, version, session id) of the newest unsent document
+        self.waiting = None  # (frame, version, session id) of the newest unsent document
         self.backed_up_since = None
         self.timer = None
 
-    def send(self, text, document):
+    def send(self, frame, document):
         """Write a document frame now, or keep it as the newest to write once the buffer drains."""
         if self.waiting is None and pending_write_bytes(self.protocol.transport) < self.limit:
-            self._write(text, document["version"])
+            self._write(frame, document["version"])
             return
         if document.get("base") is not None and document["base"] != self.written_version:
-            text = document["full"]
-        self.waiting = (text, document["version"], document.get("session"))
+            frame = document["full"]
+        self.waiting = (frame, document["version"], document.get("session"))
         if self.timer is None:
             self.backed_up_since = time.monotonic()
             self.timer = self._reactor().callLater(DRAIN_POLL_SECONDS, self._check)
 
-    def _write(self, text, version):
+    def _write(self, frame, version):
         self.written_version = version
-        self.protocol.serverSend(text, False)
+        write_frame(self.protocol, frame)
 
     def _check(self):
         self.timer = None
@@ -117,9 +180,9 @@ class DocumentOutbox:
             self.waiting = None
             return
         if pending_write_bytes(self.protocol.transport) < self.limit:
-            text, version, _ = self.waiting
+            frame, version, _ = self.waiting
             self.waiting = None
-            self._write(text, version)
+            self._write(frame, version)
         elif time.monotonic() - self.backed_up_since > self.patience:
             self._close_too_slow()
         else:
@@ -153,35 +216,32 @@ class DocumentOutbox:
         return reactor
 
 
-def apply_slow_viewer_limit():
-    """Route document frames through a per-socket DocumentOutbox under daphne (see its docstring)."""
+def offer_direct_sockets():
+    """Give each WebSocket's application a DirectSocket, in its scope's extensions, under daphne."""
     try:
+        from daphne.server import Server
         from daphne.ws_protocol import WebSocketProtocol
     except ImportError:  # not running under daphne
         return
-    if getattr(WebSocketProtocol, "collab_outbox_applied", False):
+    if getattr(Server, "collab_direct_sockets", False):
         return
     limit = settings.COLLAB_SEND_BUFFER_BYTES
     patience = settings.COLLAB_SLOW_VIEWER_SECONDS
-    handle_reply = WebSocketProtocol.handle_reply
+    create_application = Server.create_application
     on_close = WebSocketProtocol.onClose
 
-    def handle_document_reply(self, message):
-        document = message.get("collab.document")
-        if document is None or message.get("type") != "websocket.send" or self.state != self.STATE_OPEN:
-            handle_reply(self, message)
-            return
-        outbox = self.__dict__.get("collab_outbox")
-        if outbox is None:
-            outbox = self.collab_outbox = DocumentOutbox(self, limit, patience)
-        outbox.send(message["text"], document)
+    def create_application_with_socket(self, protocol, scope):
+        if scope.get("type") == "websocket":
+            direct = protocol.collab_direct = DirectSocket(protocol, limit, patience)
+            scope.setdefault("extensions", {})[DIRECT_SOCKET] = {"socket": direct}
+        return create_application(self, protocol, scope)
 
     def close_outbox(self, was_clean, code, reason):
-        outbox = self.__dict__.get("collab_outbox")
-        if outbox is not None:
-            outbox.cancel()
+        direct = self.__dict__.get("collab_direct")
+        if direct is not None:
+            direct.outbox.cancel()
         on_close(self, was_clean, code, reason)
 
-    WebSocketProtocol.handle_reply = handle_document_reply
+    Server.create_application = create_application_with_socket
     WebSocketProtocol.onClose = close_outbox
-    WebSocketProtocol.collab_outbox_applied = True
+    Server.collab_direct_sockets = True

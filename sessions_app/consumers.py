@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -11,15 +12,17 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
 
+from collab.transport import DIRECT_SOCKET, OutgoingFrame
 from conversion import ConversionError
 
 from .access import AccessDenied, access_session_by_token, refusal_for_socket
 from .documents import HTML_PATCH, documents
+from .hub import hubs
 from .limits import ConnectionHolds, MessageRate, client_address, connection_limit
 from .origins import origin_allowed
 from .presence import announcer, presence
 from .publishing import publisher
-from .services import SessionUnavailable, do_end_session, session_group
+from .services import SessionUnavailable, do_end_session
 from .sweeper import ensure_sweeper
 
 log = logging.getLogger(__name__)
@@ -62,8 +65,13 @@ PAYLOAD_TYPES = ("ooxml", "docx", "html")
 
 
 class CollabConsumer(AsyncWebsocketConsumer):
-    """One socket of a session: authenticates on its first message, then serves its actions."""
+    """One socket of a session: authenticates on its first message, then serves its actions.
 
+    Broadcasts do not come to the socket through the channel layer: its session's hub in this
+    process (hub.py) receives them once and writes them to each of its sockets.
+    """
+
+    channel_layer_alias = None  # no channel of its own: the hub is the session's member here
     features = frozenset()  # version 2 extensions granted to this socket
 
     async def __call__(self, scope, receive, send):
@@ -82,7 +90,12 @@ class CollabConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         """Accept the handshake unless it comes from a page of a foreign origin."""
+        self.socket_id = f"socket.{secrets.token_urlsafe(12)}"
         self.session_id = None
+        self.hub = None
+        self.listening = False  # the hub writes to the socket only once it is greeted
+        self.missed_version = -1  # a version broadcast while the socket was being greeted
+        self.direct = self.scope.get("extensions", {}).get(DIRECT_SOCKET, {}).get("socket")
         self.token_id = None
         self.role = None
         self.can_end = False
@@ -92,7 +105,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.tasks = set()
         self.rate = MessageRate.from_settings()
-        self.holds = ConnectionHolds(self.channel_name)
+        self.holds = ConnectionHolds(self.socket_id)
         headers = dict(self.scope.get("headers", ()))
         if not origin_allowed(headers.get(b"origin"), headers.get(b"host")):
             await self.close()
@@ -114,15 +127,14 @@ class CollabConsumer(AsyncWebsocketConsumer):
             self.auth_timer.cancel()
         if getattr(self, "holds", None):
             await self.holds.release_all()
-        if self.session_id is not None:
-            group = session_group(self.session_id)
+        if self.hub is not None:
+            hubs.leave(self, self.hub)
             try:
-                await self.channel_layer.group_discard(group, self.channel_name)
-                await presence.leave(self.session_id, self.role, self.channel_name)
+                await presence.leave(self.session_id, self.role, self.socket_id)
             except Exception:
-                # Redis is down: the group membership and the presence entry lapse by themselves.
+                # Redis is down: the presence entry lapses by itself.
                 log.warning("socket of session %s left without unregistering", self.session_id, exc_info=True)
-            announcer.changed(self.session_id, self.channel_layer, group)
+            announcer.changed(self.session_id, self.hub.layer, self.hub.group)
 
     async def expire_unauthenticated(self):
         await asyncio.sleep(settings.COLLAB_AUTH_TIMEOUT)
@@ -132,7 +144,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message):
         """Run a message's handler, without channels' thread hop to close database connections.
 
-        channels does that hop for every message, so a broadcast to N sockets queued N calls on
+        channels does that hop for every message, so a crowd of sockets queued one call each on
         the one database thread; every database call here goes through database_sync_to_async,
         which closes stale connections itself.
         """
@@ -215,12 +227,12 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.protocol = (
             2 if isinstance(protocol, int) and not isinstance(protocol, bool) and protocol >= 2 else 1
         )
-        group = session_group(self.session_id)
-        await self.channel_layer.group_add(group, self.channel_name)
-        await presence.join(self.session_id, self.role, self.channel_name)
-        announcer.changed(self.session_id, self.channel_layer, group)
+        self.hub = await hubs.join(self)
+        await presence.join(self.session_id, self.role, self.socket_id)
+        announcer.changed(self.session_id, self.hub.layer, self.hub.group)
         if self.protocol >= 2:
             await self.greet(message, action)
+        await self.hub.catch_up(self)
         return True
 
     async def greet(self, message, action):
@@ -228,10 +240,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.features = granted_features(message.get("Features"))
         # The version read with the token: the cached frame serves a crowd of new viewers.
         version, frame = await documents.frame(
-            self.session_id,
-            self.protocol,
-            at_least=self.version_at_sign_in,
-            blocks=HTML_PATCH in self.features,
+            self.session_id, self.protocol, at_least=self.version_at_sign_in, blocks=self.takes_patches
         )
         viewers, publishers = await presence.counts(self.session_id)
         self.sent_presence = (viewers, publishers)
@@ -248,7 +257,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         )
         last_version = message.get("LastVersion")
         if self.role == "client" and action != "get-html" and last_version != version:
-            await self.send_frame(version, frame)
+            await self.push_document(version, OutgoingFrame(frame))
         elif last_version == version:
             # The client holds this version: the next one can reach it as a patch.
             self.sent_version = version
@@ -282,13 +291,11 @@ class CollabConsumer(AsyncWebsocketConsumer):
 
     async def action_get_html(self, message):
         """Send the current HTML to this socket."""
-        current = await documents.frame(
-            self.session_id, self.protocol, fresh=True, blocks=HTML_PATCH in self.features
-        )
+        current = await documents.frame(self.session_id, self.protocol, fresh=True, blocks=self.takes_patches)
         if current is None:
             await self.fail("E1006", "get-html")
             return
-        await self.send_frame(*current, force=True)
+        await self.push_document(current[0], OutgoingFrame(current[1]), force=True)
 
     async def action_update(self, message):
         """Start converting a Word update; the result reaches every socket through the group."""
@@ -337,35 +344,13 @@ class CollabConsumer(AsyncWebsocketConsumer):
         if not await database_sync_to_async(do_end_session)(self.session_id):
             await self.fail("E1006", "end-session")
 
-    # Group messages: handler names match the message types sent by services.py.
+    # Group messages, from the hub: handler names match the message types sent by services.py.
 
-    async def session_html(self, event):
-        """A new version was stored: send it unless this socket already has it."""
-        if event["version"] <= self.sent_version:
-            return
-        patches = HTML_PATCH in self.features
-        current = await documents.frame(
-            self.session_id, self.protocol, at_least=event["version"], blocks=patches
-        )
-        if current is None:
-            return
-        # A client granted html-patch that holds the version before gets only the changes.
-        if patches and self.sent_version == current[0] - 1:
-            patch = await documents.patch(self.session_id, current[0])
-            if patch is not None:
-                await self.send_frame(current[0], patch, full=current[1])
-                return
-        await self.send_frame(*current)
-
-    async def session_presence(self, event):
-        """Counts changed somewhere: tell a version 2 socket if they differ from what it knows."""
-        counts = (event["viewers"], event["publishers"])
-        if self.protocol < 2 or counts == self.sent_presence:
-            return
-        self.sent_presence = counts
-        await self.send_json(
-            {"Action": "presence", "Viewers": counts[0], "Publishers": counts[1], "Success": True}
-        )
+    async def handle_group_message(self, handler_name, message):
+        """Run this socket's handler for a group message other than documents and counts."""
+        handler = getattr(self, handler_name, None)
+        if handler is not None and not self.closing:
+            await handler(message)
 
     async def session_ended(self, event):
         """The session ended: say so, then close normally."""
@@ -386,22 +371,41 @@ class CollabConsumer(AsyncWebsocketConsumer):
         message = {"Origin": "server", "SessionId": self.session_id, **message}
         await self.send(text_data=json.dumps(message))
 
-    async def send_frame(self, version, frame, force=False, full=None):
+    @property
+    def takes_patches(self):
+        return HTML_PATCH in self.features
+
+    @property
+    def version_heard(self):
+        """The newest version this socket has had, or was current when it signed in."""
+        return max(self.sent_version, self.version_at_sign_in)
+
+    async def push_document(self, version, frame, full=None, force=False):
         """Send a get-html (or, with `full`, html-patch) frame; versions never go down for one socket.
 
-        The "collab.document" key tells collab/transport.py the frame may be dropped for a newer
-        one while the socket's outgoing buffer is backed up, and which full frame replaces a patch.
+        Under daphne the frame goes straight to the socket's DocumentOutbox (collab/transport.py),
+        which holds it back for a newer one while the socket is backed up, and which needs the
+        full frame in place of a patch whose base the socket never got.
         """
-        if self.closing or (version <= self.sent_version and not force) or version < self.sent_version:
+        if self.closing or version < self.sent_version or (version == self.sent_version and not force):
             return
         self.sent_version = version
-        document = {
-            "version": version,
-            "base": version - 1 if full else None,
-            "full": full,
-            "session": self.session_id,
-        }
-        await self.base_send({"type": "websocket.send", "text": frame, "collab.document": document})
+        if self.direct is None:
+            await self.base_send({"type": "websocket.send", "text": frame.text})
+            return
+        base = version - 1 if full is not None else None
+        document = {"version": version, "base": base, "full": full, "session": self.session_id}
+        self.direct.send_document(frame, document)
+
+    async def push_frame(self, frame, counts):
+        """Send presence counts, encoded once for the whole session by the hub."""
+        if self.closing:
+            return
+        self.sent_presence = counts
+        if self.direct is None:
+            await self.base_send({"type": "websocket.send", "text": frame.text})
+        else:
+            self.direct.send_frame(frame)
 
     async def send_error(self, code, action, detail=None, echo_session=None):
         text = ERROR_TEXTS[code]

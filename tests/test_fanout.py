@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ from sessions_app.patches import apply_patch
 from sessions_app.services import do_create_session
 from tests.documents import flat_opc
 from tests.test_browser_viewer import publish as publish_from_word
-from tests.test_integration_daphne import joined, new_session
+from tests.test_integration_daphne import html_with, joined, new_session, update
 
 TIMEOUT = 30
 BROWSER_WAIT_MS = 30_000
@@ -193,6 +194,41 @@ async def test_presence_counts_span_processes_and_drop_soon_after_one_is_killed(
         assert loop.time() - killed_at < 12
         async with joined(first, session, "client") as late:
             assert late.init["Viewers"] == 2
+
+
+async def group_members(redis_url, redis_prefix, session):
+    """The channel-layer members of a session's group in Redis (channels-redis keeps them in a sorted set)."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        return await client.zcard(f"{redis_prefix}:group:collab.session.{session['id']}")
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.integration
+@pytest.mark.redis
+async def test_each_process_is_one_group_member_however_many_sockets_it_serves(
+    two_redis_servers, redis_url, redis_prefix
+):
+    first, second = two_redis_servers
+    session = await new_session(first)
+    async with contextlib.AsyncExitStack() as stack:
+        word = await stack.enter_async_context(joined(first, session, "word"))
+        servers = (first, first, first, second, second)
+        viewers = [await stack.enter_async_context(joined(server, session, "client")) for server in servers]
+        assert await group_members(redis_url, redis_prefix, session) == 2
+        await word.send(update(session, "<p>To every socket, once per process</p>", "html"))
+        await word.published(1)
+        for viewer in viewers:
+            await viewer.receive_until(html_with("once per process", version=1))
+    # The last socket of a session in a process takes the process out of the group.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while await group_members(redis_url, redis_prefix, session) and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+    assert await group_members(redis_url, redis_prefix, session) == 0
 
 
 def stalled_viewer(server, session, features=()):
