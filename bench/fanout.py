@@ -52,6 +52,9 @@ SERVER_ENV = {
     "COLLAB_MAX_CONNECTIONS_PER_ADDRESS": "0",
     "COLLAB_MAX_CONNECTIONS_PER_TOKEN": "0",
     "COLLAB_LOG_LEVEL": "WARNING",
+    # As deployed: with DEBUG on, Django also records every query (most of a sign-in's database time).
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
 }
 
 

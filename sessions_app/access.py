@@ -1,10 +1,13 @@
 """Who may do what: token and session look-ups for sockets and the API."""
 
+import asyncio
+import threading
 from datetime import timedelta
 
+from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from .models import CollabSession, SessionToken
+from .models import CollabSession, SessionToken, digest_secret
 
 # last_used_at is a hint for the admin, so it is written at most this often per token.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -23,16 +26,84 @@ def access_session_by_token(session_id, secret, role):
     # Session ids are ASCII; anything else (a lone surrogate included) cannot name one.
     if not isinstance(session_id, str) or not session_id or len(session_id) > 64 or not session_id.isascii():
         raise AccessDenied("E1001")
-    session = CollabSession.objects.filter(pk=session_id).first()
+    token = SessionToken.objects.for_secret(secret) if secret and isinstance(secret, str) else None
+    # A token of this session brings the session's row along: one read instead of two.
+    if token is not None and token.session_id == session_id:
+        session = token.session
+    else:
+        session = CollabSession.objects.filter(pk=session_id).first()
     if session is None or not session.is_active:
         raise AccessDenied("E1001")
     if not secret:
         raise AccessDenied("E1002")
-    token = SessionToken.objects.for_secret(secret) if isinstance(secret, str) else None
     if token is None or token.session_id != session.id or token.role != role or not token.is_usable():
         raise AccessDenied("E1003")
     note_token_used(token)
     return token
+
+
+class QueuedCheck:
+    """One access_session_by_token call waiting for the database thread, which later identical checks join."""
+
+    def __init__(self, key):
+        self.key = key
+        self.task = None
+
+
+# Checks not begun yet, by (session id, digest of the secret, role); the lock guards it across threads.
+queued_checks = {}
+queued_checks_lock = threading.Lock()
+
+
+def shared_check_key(session_id, secret, role):
+    """The key under which identical checks share a query, or None for one that must run on its own."""
+    # A secret that could never be hashed or found (see for_secret) is checked on its own.
+    if not isinstance(session_id, str) or not isinstance(secret, str) or len(secret) > 200:
+        return None
+    if not secret.isascii():
+        return None
+    return session_id, digest_secret(secret), role
+
+
+def stop_queueing(check):
+    """Let no further check join this one: it is about to read, or has ended."""
+    with queued_checks_lock:
+        if queued_checks.get(check.key) is check:
+            del queued_checks[check.key]
+
+
+def run_queued_check(check, session_id, secret, role):
+    stop_queueing(check)
+    return access_session_by_token(session_id, secret, role)
+
+
+async def access_session_by_token_shared(session_id, secret, role):
+    """access_session_by_token from async code; identical checks waiting together share one query.
+
+    A crowd opening one viewer link would queue the same check once per socket on the one
+    database thread. A check joins an identical one only while that one still waits for the
+    thread, never once it has begun to read, so every answer comes from a read made after the
+    check arrived: nothing is remembered past the query, and a token revoked before a check
+    arrives is refused as it would be by a query of the check's own.
+    """
+    key = shared_check_key(session_id, secret, role)
+    if key is None:
+        return await database_sync_to_async(access_session_by_token)(session_id, secret, role)
+    with queued_checks_lock:
+        check = queued_checks.get(key)
+        # Another event loop's query cannot be awaited here (an async_to_sync thread, a test's loop).
+        if check is None or check.task.get_loop() is not asyncio.get_running_loop():
+            check = queued_checks[key] = QueuedCheck(key)
+            check.task = asyncio.ensure_future(
+                database_sync_to_async(run_queued_check)(check, session_id, secret, role)
+            )
+            # Also when the thread never ran it (closing stale connections failed first).
+            check.task.add_done_callback(lambda _task: stop_queueing(check))
+    try:
+        # A socket that goes away stops waiting without cancelling the others' query.
+        return await asyncio.shield(check.task)
+    except AccessDenied as denied:
+        raise AccessDenied(denied.code) from None
 
 
 def note_token_used(token):

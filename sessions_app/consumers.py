@@ -15,7 +15,7 @@ from django.db import DatabaseError
 from collab.transport import DIRECT_SOCKET, OutgoingFrame
 from conversion import ConversionError
 
-from .access import AccessDenied, access_session_by_token, refusal_for_socket
+from .access import AccessDenied, access_session_by_token_shared, refusal_for_socket
 from .documents import HTML_PATCH, documents
 from .hub import hubs
 from .limits import ConnectionHolds, MessageRate, client_address, connection_limit
@@ -206,7 +206,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         role = message.get("Origin")
         session_id = message.get("SessionId")
         try:
-            token = await database_sync_to_async(access_session_by_token)(
+            token = await access_session_by_token_shared(
                 session_id, message.get("Token"), role if role in ROLES else None
             )
         except AccessDenied as denied:

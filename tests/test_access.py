@@ -1,0 +1,116 @@
+"""Token checks for sockets: one read per check, and identical checks waiting together share it."""
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from sessions_app.access import AccessDenied, access_session_by_token, access_session_by_token_shared
+from sessions_app.models import SessionToken, digest_secret
+from sessions_app.services import do_create_session, do_end_session, do_revoke_token
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 30  # seconds a test waits for the database thread before it gives up
+
+
+@pytest.fixture
+def session():
+    """An active session with its two plain-text tokens."""
+    created, word, client = do_create_session("Access test")
+    return {"id": created.id, "word": word, "client": client}
+
+
+async def check(session_id, secret, role):
+    """The token the shared check grants, or the code it refuses with."""
+    try:
+        return await access_session_by_token_shared(session_id, secret, role)
+    except AccessDenied as denied:
+        return denied.code
+
+
+def test_a_valid_token_is_checked_with_one_read(session):
+    with CaptureQueriesContext(connection) as queries:
+        token = access_session_by_token(session["id"], session["client"], "client")
+    reads = [query["sql"] for query in queries if query["sql"].lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 1, reads
+    assert token.role == "client" and token.session.id == session["id"]
+    assert token.last_used_at is not None
+
+
+async def test_identical_checks_arriving_together_share_one_query(session):
+    tokens = await asyncio.gather(*(check(session["id"], session["client"], "client") for _ in range(20)))
+    assert all(token is tokens[0] for token in tokens)
+    assert tokens[0].role == "client"
+    # Nothing is kept once the query has answered: a later check reads again.
+    later = await check(session["id"], session["client"], "client")
+    assert later is not tokens[0] and later.pk == tokens[0].pk
+
+
+async def test_shared_checks_keep_each_refusal_code(session):
+    other_id = (await sync_to_async(do_create_session)("Other"))[0].id
+    cases = [
+        ("no-such-session", session["client"], "client", "E1001"),
+        (session["id"], None, "client", "E1002"),
+        (session["id"], "", "client", "E1002"),
+        (session["id"], "not-a-real-token", "client", "E1003"),
+        (session["id"], session["word"], "client", "E1003"),  # a word token cannot join as a viewer
+        (other_id, session["client"], "client", "E1003"),  # a token of another session
+        (session["id"], ["a", "list"], "client", "E1003"),
+        (session["id"], session["client"], "client", "client"),
+        (session["id"], session["word"], "word", "word"),
+    ]
+    results = await asyncio.gather(*(check(*case[:3]) for case in cases for _ in range(3)))
+    outcomes = [result if isinstance(result, str) else result.role for result in results]
+    assert outcomes == [case[3] for case in cases for _ in range(3)]
+
+
+async def test_a_valid_token_of_an_ended_session_is_refused(session):
+    await sync_to_async(do_end_session)(session["id"])
+    assert (
+        await asyncio.gather(*(check(session["id"], session["client"], "client") for _ in range(3)))
+        == ["E1001"] * 3
+    )
+
+
+async def test_a_socket_that_stops_waiting_does_not_cancel_the_others(session):
+    waiting = [asyncio.ensure_future(check(session["id"], session["client"], "client")) for _ in range(3)]
+    await asyncio.sleep(0)  # all three are queued on one check
+    waiting[0].cancel()
+    first, second = await asyncio.gather(*waiting[1:])
+    assert first is second and first.role == "client"
+    with pytest.raises(asyncio.CancelledError):
+        await waiting[0]
+
+
+async def test_a_check_arriving_after_revocation_is_refused_while_an_earlier_one_is_in_flight(session):
+    token = await sync_to_async(SessionToken.objects.get)(digest=digest_secret(session["client"]))
+    read = threading.Event()
+    release = threading.Event()
+
+    def hold_after_reading(execute, sql, params, many, context):
+        # The check's reads are done when it notes the token as used: hold it there.
+        if sql.lstrip().upper().startswith("UPDATE") and "last_used_at" in sql and not read.is_set():
+            read.set()
+            release.wait(WAIT)
+        return execute(sql, params, many, context)
+
+    # Installed on the connection of the database thread, where the checks run.
+    await database_sync_to_async(lambda: connection.execute_wrappers.append(hold_after_reading))()
+    try:
+        earlier = asyncio.ensure_future(check(session["id"], session["client"], "client"))
+        assert await asyncio.to_thread(read.wait, WAIT)
+        await sync_to_async(do_revoke_token, thread_sensitive=False)(token)
+        later = asyncio.ensure_future(check(session["id"], session["client"], "client"))
+        await asyncio.sleep(0)  # the later check arrives while the earlier one is in flight
+        release.set()
+        # The earlier check read before the revocation; the later one must not take its answer.
+        assert (await earlier).pk == token.pk
+        assert await later == "E1003"
+    finally:
+        release.set()
+        await database_sync_to_async(lambda: connection.execute_wrappers.remove(hold_after_reading))()

@@ -1,0 +1,143 @@
+"""autobahn under collab: debug log text is built only when a line is written (collab/handshakes.py)."""
+
+import asyncio
+import base64
+import json
+import os
+import pprint
+
+import click
+import pytest
+import txaio
+from autobahn import util
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import Timings
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.logger import formatEvent
+from websockets.asyncio.client import connect
+
+import collab.asgi  # noqa: F401 - applies the adaptations, as daphne's import of the application does
+
+WAIT = 60
+
+CLIENT_ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
+
+
+def upgrade_request():
+    key = base64.b64encode(os.urandom(16))
+    return (
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+
+
+def masked_text_frame(text):
+    """A client's text frame, masked as the protocol requires of clients."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    masked = bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
+def open_socket(log=None):
+    """autobahn's server protocol on an in-memory transport, through a real opening handshake."""
+    factory = WebSocketServerFactory("ws://127.0.0.1:8000")
+    factory.protocol = WebSocketServerProtocol
+    # No timers on the global reactor, which these tests do not run.
+    factory.setProtocolOptions(openHandshakeTimeout=0, closeHandshakeTimeout=0)
+    protocol = factory.buildProtocol(CLIENT_ADDRESS)
+    if log is not None:
+        protocol.log = log
+    transport = StringTransport(peerAddress=CLIENT_ADDRESS)
+    protocol.makeConnection(transport)
+    protocol.dataReceived(upgrade_request())
+    assert transport.value().startswith(b"HTTP/1.1 101 Switching Protocols"), transport.value()
+    return protocol, transport
+
+
+@pytest.fixture
+def formatting_calls(monkeypatch):
+    """Counts of the formatting autobahn's debug lines need: pretty-printing and colouring."""
+    calls = {"pformat": 0, "style": 0}
+    pformat, style = pprint.PrettyPrinter.pformat, click.style
+
+    def counted_pformat(self, *args, **kwargs):
+        calls["pformat"] += 1
+        return pformat(self, *args, **kwargs)
+
+    def counted_style(*args, **kwargs):
+        calls["style"] += 1
+        return style(*args, **kwargs)
+
+    monkeypatch.setattr(pprint.PrettyPrinter, "pformat", counted_pformat)
+    monkeypatch.setattr(click, "style", counted_style)
+    return calls
+
+
+def test_connections_build_no_debug_text_when_debug_logging_is_off(formatting_calls):
+    protocol, transport = open_socket()
+    protocol.dataReceived(masked_text_frame("hello"))
+    protocol.sendMessage(b"a frame", isBinary=False)
+    assert transport.value().endswith(b"a frame")
+    assert formatting_calls == {"pformat": 0, "style": 0}
+
+
+def test_debug_lines_read_as_before_when_debug_logging_is_on(formatting_calls):
+    events = []
+    protocol, _ = open_socket(log=txaio.make_logger(level="debug", observer=events.append))
+    protocol.sendMessage(b"a frame", isBinary=False)
+    lines = [formatEvent(event) for event in events]
+    # autobahn's own text: every option with its value and where it came from, pretty-printed.
+    options = [(name, getattr(protocol, name), "WebSocketServerFactory") for name in protocol.CONFIG_ATTRS]
+    assert "\n" + pprint.pformat(options) in lines
+    # Coloured names and values, as autobahn's own helpers write them.
+    peer = util.hlval(protocol.peer)
+    assert f'{util.hltype(protocol.connectionMade)} connection established for peer="{peer}"' in lines
+    assert f"{util.hltype(protocol.sendData)} sent {util.hlval(9)} bytes for peer {peer}" in lines
+    assert formatting_calls["pformat"] > 0
+
+
+def test_timings_still_print_as_text():
+    timings = Timings()
+    timings.track("opened")
+    text = str(timings)
+    assert isinstance(text, str)
+    assert text == pprint.pformat(timings._timings)
+
+
+# Through a real daphne process
+
+
+async def sign_in(url, session, token):
+    websocket = await connect(url, proxy=None, max_size=None, open_timeout=WAIT)
+    await websocket.send(
+        json.dumps(
+            {"Origin": "client", "SessionId": session["id"], "Token": token, "Action": "init", "Protocol": 2}
+        )
+    )
+    return websocket
+
+
+async def next_action(websocket):
+    while True:
+        message = json.loads(await asyncio.wait_for(websocket.recv(), WAIT))
+        if message.get("Action") != "presence":
+            return message
+
+
+@pytest.mark.integration
+async def test_a_crowd_on_one_viewer_link_signs_in_through_daphne(daphne):
+    server = daphne()
+    session = server.create_session()
+    crowd = [sign_in(server.ws_url, session, session["client_token"]) for _ in range(30)]
+    strangers = [sign_in(server.ws_url, session, session["client_token"] + "x") for _ in range(3)]
+    sockets = await asyncio.gather(*crowd, *strangers)
+    try:
+        for websocket in sockets[:30]:
+            assert (await next_action(websocket))["Action"] == "init"
+            assert (await next_action(websocket))["Action"] == "get-html"
+        for websocket in sockets[30:]:
+            assert (await next_action(websocket))["ErrorCode"] == "E1003"
+    finally:
+        await asyncio.gather(*(websocket.close() for websocket in sockets))
