@@ -1,10 +1,12 @@
 """Adaptations of daphne's WebSocket layer, applied when the application is imported.
 
-The size cap follows COLLAB_MAX_MESSAGE_BYTES, however daphne is started.
-
-Daphne 4.2.2+ caps messages at 1 MiB unless started with flags; deployers type
-`daphne collab.asgi:application`, so the cap is raised here, when the application
-is imported, and an oversized message is refused the protocol's way (E1009).
+- The size cap follows COLLAB_MAX_MESSAGE_BYTES, however daphne is started. Daphne 4.2.2+
+  caps messages at 1 MiB unless started with flags; deployers type
+  `daphne collab.asgi:application`, so the cap is raised here, and an oversized message is
+  refused the protocol's way (E1009).
+- Each socket's application finds a DirectSocket in its scope's extensions: the session
+  hub writes one pre-framed broadcast to thousands of them, and each one's DocumentOutbox
+  keeps a slow viewer from holding up the others or growing the server's memory.
 """
 
 import json
@@ -99,12 +101,47 @@ def pending_write_bytes(transport):
 
 
 def write_frame(protocol, frame):
-    """Write a prepared frame to an open autobahn socket."""
-    if protocol._perMessageCompress is None and not protocol.send_queue:
-        # What sendPreparedMessage does, without the debug line autobahn formats on every write.
-        protocol.transport.write(frame.prepared.payloadHybi)
-    else:
+    """Write a prepared frame to an open autobahn socket: to the kernel at once when nothing waits."""
+    if protocol._perMessageCompress is not None or protocol.send_queue:
         protocol.sendPreparedMessage(frame.prepared)
+        return
+    # What sendPreparedMessage does, without the debug line autobahn formats on every write.
+    data = frame.prepared.payloadHybi
+    transport = protocol.transport
+    sent = send_now(transport, data) if is_idle_tcp(transport) else 0
+    if sent < len(data):
+        transport.write(data[sent:] if sent else data)
+
+
+def is_idle_tcp(transport):
+    """Whether this is a plain TCP connection, open, with nothing waiting to be sent."""
+    from twisted.internet.tcp import Connection
+
+    return (
+        isinstance(transport, Connection)
+        and transport.connected
+        and not transport.disconnecting
+        and pending_write_bytes(transport) == 0
+    )
+
+
+def send_now(transport, data):
+    """Send what the kernel takes now; the number of bytes sent.
+
+    Twisted never sends from write(): it registers the socket with the event loop and sends on
+    a later turn, which for one broadcast to a thousand sockets costs as much again as the
+    sends themselves. With nothing waiting before it, a frame can go to the kernel straight
+    away, as asyncio's own transports do; the rest, if any, is written the usual way.
+    """
+    view = memoryview(data)
+    sent = 0
+    while sent < len(data):
+        count = transport.writeSomeData(view[sent:])
+        if not isinstance(count, int) or count <= 0:
+            # Full (0), or the connection is lost: the usual write finds out and closes it.
+            break
+        sent += count
+    return sent
 
 
 class DirectSocket:

@@ -354,7 +354,6 @@ class CollabConsumer(AsyncWebsocketConsumer):
 
     async def session_ended(self, event):
         """The session ended: say so, then close normally."""
-        documents.forget(self.session_id)
         await self.send_json({"Action": "end-session", "Content": event["reason"], "Success": True})
         await self.close_with_reason(event["reason"], 1000)
 

@@ -214,5 +214,11 @@ class SessionHubs:
         """The ids of sessions with sockets in this process."""
         return list(self._hubs)
 
+    async def end_session_here(self, session_id, reason):
+        """Close this process's sockets of a session that ended, as its broadcast would have."""
+        hub = self._hubs.get(session_id)
+        if hub is not None:
+            await hub.handle({"type": "session.ended", "reason": reason})
+
 
 hubs = SessionHubs()

@@ -3,6 +3,10 @@
 Each server process runs one sweep task per event loop, started by the first WebSocket
 connection; every COLLAB_SWEEP_INTERVAL seconds it calls do_expire_sessions, which is safe
 when several processes sweep at once. `manage.py expire_sessions` does the same from cron.
+
+The sweep also closes this process's sockets of sessions that ended without their broadcast
+reaching it: ended by `manage.py end_session` or removed while running on the in-memory
+layer (which spans one process), or during a channel-layer outage.
 """
 
 import asyncio
@@ -12,7 +16,9 @@ import weakref
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from .services import do_expire_sessions
+from .hub import hubs
+from .models import CollabSession
+from .services import ENDED_MESSAGE, do_expire_sessions
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +48,27 @@ async def sweep_forever():
             continue
         if ended or deleted:
             log.info("session sweep: %d ended, %d deleted", ended, deleted)
+        try:
+            await close_ended_sessions()
+        except Exception:
+            log.exception("closing the sockets of ended sessions failed")
+
+
+def end_reasons(session_ids):
+    """Why each of these sessions is no longer active (removed ones included); active ones are left out."""
+    rows = CollabSession.objects.filter(pk__in=session_ids).values_list("pk", "status", "end_reason")
+    known = {session_id: (status, reason) for session_id, status, reason in rows}
+    return {
+        session_id: known.get(session_id, (None, ""))[1] or ENDED_MESSAGE
+        for session_id in session_ids
+        if known.get(session_id, (None,))[0] != CollabSession.Status.ACTIVE
+    }
+
+
+async def close_ended_sessions():
+    """Tell this process's sockets of sessions that ended unheard, and close them."""
+    local = hubs.local_sessions()
+    if not local:
+        return
+    for session_id, reason in (await database_sync_to_async(end_reasons)(local)).items():
+        await hubs.end_session_here(session_id, reason)

@@ -336,6 +336,20 @@ async def redis_servers(redis_url, redis_prefix, daphne):
     return await asyncio.to_thread(daphne, **env), await asyncio.to_thread(daphne, **env)
 
 
+async def test_session_ended_from_the_command_line_reaches_sockets_without_redis(daphne):
+    # The command's broadcast stays in its own process's in-memory layer; the server's sweep notices.
+    server = await asyncio.to_thread(daphne, COLLAB_SWEEP_INTERVAL="1")
+    session = await new_session(server)
+    async with joined(server, session, "client") as viewer:
+        await asyncio.to_thread(server.manage, "end_session", session["id"])
+        seen = await viewer.receive_until(lambda m: m.get("Action") == "end-session", timeout=15)
+        assert seen[-1]["Content"] == "Session ended successfully."
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:  # session-closed comes before the close frame
+                await viewer.websocket.recv()
+        assert closed.value.rcvd.code == 1000
+
+
 @pytest.mark.redis
 async def test_update_reaches_viewer_on_another_server_through_redis(redis_servers):
     first, second = redis_servers
