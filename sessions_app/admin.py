@@ -81,25 +81,9 @@ class TokenInline(admin.TabularInline):
 
     model = SessionToken
     form = TokenInlineForm
-    fields = [
-        "role",
-        "label",
-        "prefix",
-        "can_end_session",
-        "created_at",
-        "expires_at",
-        "last_used_at",
-        "revoked",
-    ]
-    readonly_fields = [
-        "role",
-        "label",
-        "prefix",
-        "can_end_session",
-        "created_at",
-        "expires_at",
-        "last_used_at",
-    ]
+    fields = SessionToken.SHOWN_FIELDS
+    # "revoked" stays editable: ticking it revokes through the service.
+    readonly_fields = [field for field in SessionToken.SHOWN_FIELDS if field != "revoked"]
     extra = 0
     can_delete = False
     show_change_link = True
@@ -323,17 +307,7 @@ class SessionTokenAdmin(admin.ModelAdmin):
     search_fields = ["prefix", "label", "session__id", "session__title"]
     list_select_related = ["session"]
     actions = ["revoke_tokens"]
-    readonly_fields = [
-        "session",
-        "role",
-        "label",
-        "prefix",
-        "can_end_session",
-        "created_at",
-        "expires_at",
-        "revoked",
-        "last_used_at",
-    ]
+    readonly_fields = ["session", *SessionToken.SHOWN_FIELDS]
     fields = readonly_fields
 
     @admin.action(description="Revoke selected tokens (sockets using them are closed)")

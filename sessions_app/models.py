@@ -76,6 +76,18 @@ class TokenQuerySet(models.QuerySet):
 class SessionToken(models.Model):
     """An access token of a session; only its hash and a short prefix are stored."""
 
+    # What the admin and the API show of a token, in this order: never the digest.
+    SHOWN_FIELDS = (
+        "role",
+        "label",
+        "prefix",
+        "can_end_session",
+        "created_at",
+        "expires_at",
+        "revoked",
+        "last_used_at",
+    )
+
     class Role(models.TextChoices):
         WORD = "word"
         CLIENT = "client"

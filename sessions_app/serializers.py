@@ -36,17 +36,7 @@ class TokenSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SessionToken
-        fields = [
-            "id",
-            "role",
-            "label",
-            "prefix",
-            "can_end_session",
-            "created_at",
-            "expires_at",
-            "revoked",
-            "last_used_at",
-        ]
+        fields = ["id", *SessionToken.SHOWN_FIELDS]
         read_only_fields = fields
 
 
