@@ -261,8 +261,9 @@ async def test_redis_restart_publishing_resumes_and_viewers_catch_up(servers, ow
     await converge(viewers, after.version)
     assert assert_consistent(drill_database, session["id"], publisher) == after.version
     assert all(viewer.html == "<p>" + after.text + "</p>" for viewer in viewers)
-    # Sockets the outage broke were closed the documented way (4500: server fault, reconnect).
-    assert {code for viewer in viewers for code in viewer.closes} <= {None, 4500}
+    # Viewers' sockets do not depend on Redis: each process's session hub rejoins the group by
+    # itself and sends what they missed, so none was closed.
+    assert [viewer.closes for viewer in viewers] == [[]] * len(viewers)
     await stop_all(viewers, publisher)
 
 
