@@ -1,14 +1,18 @@
 """Why a broadcast carries the version, not the HTML: both designs through the real Redis layer.
 
-A session's sockets in one process are N channels of channels-redis. This sends one update
-to a group of N such channels in two ways and measures the time until every channel has
-its message, and the bytes Redis sent out (INFO stats):
+A process's members of a session's group are N channels of channels-redis (N=1 since the
+session hub; N sockets before it). This sends one update to a group of N such channels in
+two ways and measures the time until every channel has its message, and the bytes Redis
+sent out (INFO stats):
 
 - "version": the group message is `{"version": n}`; the process then reads the HTML once
   from a database (SQLite, as collab's default) and encodes one frame;
 - "html": the group message carries the HTML itself, as channels' examples do.
 
-    .venv/bin/python bench/group_payload.py [--viewers 1000] [--kib 200]
+`--layer pubsub` runs the same through channels-redis's pub/sub layer (PUBLISH to each
+subscribed process) instead of its default layer (a Redis list per channel).
+
+    .venv/bin/python bench/group_payload.py [--viewers 1000] [--kib 200] [--layer core|pubsub]
 """
 
 import argparse
@@ -27,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 from channels_redis.core import RedisChannelLayer  # noqa: E402
+from channels_redis.pubsub import RedisPubSubChannelLayer  # noqa: E402
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -66,12 +71,15 @@ async def main():
     parser.add_argument("--viewers", type=int, default=1000)
     parser.add_argument("--kib", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--layer", choices=["core", "pubsub"], default="core")
     args = parser.parse_args()
-    layer = RedisChannelLayer(
-        hosts=[{"address": REDIS_URL, "socket_timeout": 15}],
-        prefix=f"bench-{secrets.token_hex(4)}",
-        capacity=100_000,
-    )
+    prefix = f"bench-{secrets.token_hex(4)}"
+    if args.layer == "pubsub":
+        layer = RedisPubSubChannelLayer(hosts=[{"address": REDIS_URL}], prefix=prefix)
+    else:
+        layer = RedisChannelLayer(
+            hosts=[{"address": REDIS_URL, "socket_timeout": 15}], prefix=prefix, capacity=100_000
+        )
     channels = [await layer.new_channel() for _ in range(args.viewers)]
     for channel in channels:
         await layer.group_add("bench-group", channel)
@@ -87,7 +95,10 @@ async def main():
             ("html", {"type": "session.html", "version": version, "html": html}),
         ):
             results[design].append(await one_broadcast(layer, channels, message, html_store))
-    print(f"{args.viewers} channels in one process, {args.kib} KiB of HTML, {args.rounds} rounds (median):")
+    print(
+        f"{args.layer} layer, {args.viewers} channels in one process, {args.kib} KiB of HTML, "
+        f"{args.rounds} rounds (median):"
+    )
     for design, rows in results.items():
         seconds = sorted(row[0] for row in rows)[len(rows) // 2]
         sent = sorted(row[1] for row in rows)[len(rows) // 2]

@@ -17,6 +17,7 @@ from channels.layers import get_channel_layer
 
 from collab.transport import OutgoingFrame
 
+from .cancellation import cancellable, stopping
 from .documents import documents
 from .services import session_group
 
@@ -74,10 +75,12 @@ class SessionHub:
             await self.layer.group_discard(self.group, self.channel)
 
     async def _listen(self):
-        while True:
+        while not stopping():
             try:
-                message = await self.layer.receive(self.channel)
+                message = await cancellable(self.layer.receive(self.channel))
             except Exception:
+                if stopping():
+                    return
                 log.warning("session %s: channel layer failed, rejoining", self.session_id, exc_info=True)
                 await self._rejoin()
                 continue
@@ -95,6 +98,8 @@ class SessionHub:
                 await self.layer.group_add(self.group, self.channel)
                 break
             except Exception:
+                if stopping():
+                    return
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
         try:
             await self.deliver_html(0, catching_up=True)
@@ -102,10 +107,14 @@ class SessionHub:
             log.warning("session %s: catching up after rejoining failed", self.session_id, exc_info=True)
 
     async def _renew(self):
-        while True:
+        while not stopping():
             await asyncio.sleep(RENEW_MEMBERSHIP_SECONDS)
-            with contextlib.suppress(Exception):  # the listener notices a failed layer itself
+            try:
                 await self.layer.group_add(self.group, self.channel)
+            except Exception:
+                if stopping():
+                    return
+                # The listener notices a failed layer itself.
 
     async def handle(self, message):
         """Deliver a group message: documents and counts here, anything else by each socket's handler."""

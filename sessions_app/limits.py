@@ -20,6 +20,8 @@ from collections import Counter
 
 from django.conf import settings
 
+from .cancellation import stopping
+
 log = logging.getLogger(__name__)
 
 # A process refreshes its entries every REFRESH seconds; they lapse after TTL.
@@ -184,7 +186,7 @@ class RedisConnections:
             self._refresher = loop.create_task(self._refresh_forever())
 
     async def _refresh_forever(self):
-        while self._members:
+        while self._members and not stopping():
             await asyncio.sleep(REFRESH)
             try:
                 expiry = time.time() + TTL

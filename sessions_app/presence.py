@@ -12,6 +12,8 @@ from collections import Counter, defaultdict
 
 from django.conf import settings
 
+from .cancellation import stopping
+
 log = logging.getLogger(__name__)
 
 # A process refreshes its entries every REFRESH seconds; they lapse after TTL, so a dead
@@ -149,7 +151,7 @@ class RedisPresence:
             self._refresher = loop.create_task(self._refresh_forever())
 
     async def _refresh_forever(self):
-        while self._members:
+        while self._members and not stopping():
             await asyncio.sleep(REFRESH)
             try:
                 counts = await self.refresh()

@@ -1,5 +1,6 @@
 """Shared fixtures; the integration ones are opt-in, so plain pytest-django tests keep their own database."""
 
+import asyncio
 import os
 import secrets
 from urllib.parse import urlsplit
@@ -68,6 +69,13 @@ def daphne(integration_database_url):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+async def redis_servers(redis_url, redis_prefix, daphne):
+    """Two daphne processes sharing one database and the real Redis."""
+    env = {"REDIS_URL": redis_url, "COLLAB_REDIS_PREFIX": redis_prefix}
+    return await asyncio.to_thread(daphne, **env), await asyncio.to_thread(daphne, **env)
 
 
 @pytest.fixture(scope="module")

@@ -163,21 +163,14 @@ async def test_a_broadcast_to_many_viewers_is_read_and_encoded_once(session):
 # Real daphne processes
 
 
-@pytest.fixture
-async def two_redis_servers(redis_url, redis_prefix, daphne):
-    """Two daphne processes sharing one database and the real Redis."""
-    env = {"REDIS_URL": redis_url, "COLLAB_REDIS_PREFIX": redis_prefix}
-    return await asyncio.to_thread(daphne, **env), await asyncio.to_thread(daphne, **env)
-
-
 def viewers_are(count):
     return lambda message: message.get("Action") == "presence" and message.get("Viewers") == count
 
 
 @pytest.mark.integration
 @pytest.mark.redis
-async def test_presence_counts_span_processes_and_drop_soon_after_one_is_killed(two_redis_servers):
-    first, second = two_redis_servers
+async def test_presence_counts_span_processes_and_drop_soon_after_one_is_killed(redis_servers):
+    first, second = redis_servers
     session = await new_session(first)
     async with (
         joined(first, session, "word") as word,
@@ -210,9 +203,9 @@ async def group_members(redis_url, redis_prefix, session):
 @pytest.mark.integration
 @pytest.mark.redis
 async def test_each_process_is_one_group_member_however_many_sockets_it_serves(
-    two_redis_servers, redis_url, redis_prefix
+    redis_servers, redis_url, redis_prefix
 ):
-    first, second = two_redis_servers
+    first, second = redis_servers
     session = await new_session(first)
     async with contextlib.AsyncExitStack() as stack:
         word = await stack.enter_async_context(joined(first, session, "word"))

@@ -329,13 +329,6 @@ async def test_own_origin_is_accepted(shared_daphne):
 # Several processes, restarts
 
 
-@pytest.fixture
-async def redis_servers(redis_url, redis_prefix, daphne):
-    """Two daphne processes sharing one database and the real Redis."""
-    env = {"REDIS_URL": redis_url, "COLLAB_REDIS_PREFIX": redis_prefix}
-    return await asyncio.to_thread(daphne, **env), await asyncio.to_thread(daphne, **env)
-
-
 async def test_session_ended_from_the_command_line_reaches_sockets_without_redis(daphne):
     # The command's broadcast stays in its own process's in-memory layer; the server's sweep notices.
     server = await asyncio.to_thread(daphne, COLLAB_SWEEP_INTERVAL="1")
