@@ -145,9 +145,16 @@ class RedisConnections:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+            # A crowd connecting at once waits its turn for one of a few connections: redis-py's
+            # plain pool refuses beyond 100, and a refused check would let the connection in.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=20,
+                timeout=REDIS_TIMEOUT,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
             )
+            client = redis.asyncio.Redis(connection_pool=pool)
             self._clients = {loop: client}
         return client
 

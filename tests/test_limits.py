@@ -230,6 +230,19 @@ async def test_redis_counts_are_shared_by_processes(redis_url, redis_prefix):
         await registry.release("token:s:1", member)
 
 
+@pytest.mark.redis
+async def test_a_crowd_checked_at_once_is_counted_not_let_through(redis_url, redis_prefix, caplog):
+    # More checks at once than redis-py's plain pool has connections (100): none may fail open.
+    registry = RedisConnections(redis_url, redis_prefix)
+    members = [f"socket-{n}" for n in range(300)]
+    allowed = await asyncio.gather(*(registry.acquire("token:s:crowd", member, 250) for member in members))
+    assert "not checked" not in caplog.text
+    assert 200 <= sum(allowed) <= 250
+    await asyncio.gather(
+        *(registry.release("token:s:crowd", m) for m, ok in zip(members, allowed, strict=True) if ok)
+    )
+
+
 async def test_redis_outage_lets_connections_in():
     # Nothing listens on port 1: the limits must not turn a Redis outage into refused viewers.
     registry = RedisConnections("redis://127.0.0.1:1/0", "collab-test-outage")
