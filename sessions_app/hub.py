@@ -55,16 +55,19 @@ class SessionHub:
         self.members = {}  # consumer -> None, in the order they joined
         self.channel = None
         self.counts = None  # the presence counts last heard
-        self.started = asyncio.ensure_future(self._start())
         self.tasks = []
+        self.stopped = False
+        self.started = asyncio.ensure_future(self._start())
 
     async def _start(self):
         self.channel = await self.layer.new_channel()
         await self.layer.group_add(self.group, self.channel)
-        self.tasks = [asyncio.ensure_future(self._listen()), asyncio.ensure_future(self._renew())]
+        if not self.stopped:
+            self.tasks = [asyncio.ensure_future(self._listen()), asyncio.ensure_future(self._renew())]
 
     def stop(self):
         """Stop listening at once (a pending receive holds the layer's lock), then leave the group."""
+        self.stopped = True
         for task in self.tasks:
             task.cancel()
         asyncio.ensure_future(self._leave_group())
