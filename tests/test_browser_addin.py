@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.documents import corpus_file
+from tests.pages import PageWatch
 from tests.servers import REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -26,33 +27,12 @@ FIRST = corpus_document("oasamples-table-styled")  # a table: Region, Q1, Q2
 SECOND = corpus_document("oasamples-text-with-style")  # one Heading 1 paragraph
 
 
-class TaskPane:
+class TaskPane(PageWatch):
     """A task pane page and what it sent over its WebSockets."""
-
-    def __init__(self, page):
-        self.page = page
-        self.sent = []
-        self.websockets = []
-        self.console_errors = []
-        self.requests = []
-        page.on("websocket", self.opened)
-        page.on("request", lambda request: self.requests.append(request.url))
-        page.on(
-            "console", lambda message: message.type == "error" and self.console_errors.append(message.text)
-        )
-        page.on("pageerror", lambda error: self.console_errors.append(str(error)))
-
-    def opened(self, websocket):
-        self.websockets.append(websocket)
-        websocket.on("framesent", lambda payload: self.sent.append(json.loads(payload)))
 
     @property
     def updates(self):
         return [message for message in self.sent if message.get("Action") == "update-ooxml"]
-
-    @property
-    def errors(self):
-        return [text for text in self.console_errors if not text.startswith("WebSocket connection to")]
 
     def wait_for_state(self, state):
         self.page.wait_for_function(
@@ -177,7 +157,7 @@ def test_taskpane_publishes_the_document_named_in_its_properties(shared_daphne, 
     pane.fire("paragraphChanged", 5)
     pane.page.wait_for_timeout(1000)
     assert len(pane.updates) == 2
-    assert all(session["word_token"] not in url for url in pane.requests)
+    assert all(session["word_token"] not in url for url, _ in pane.requests)
     assert pane.errors == []
 
 
@@ -231,7 +211,7 @@ def test_taskpane_connects_with_a_pasted_code_and_can_remember_it(shared_daphne,
     assert pane.page.input_value("#code") == ""
     pane.page.wait_for_function("() => window.__stub.properties.token !== undefined", timeout=WAIT_MS)
     assert pane.stub("properties") == word_properties(session)
-    assert all(session["word_token"] not in url for url in pane.requests)
+    assert all(session["word_token"] not in url for url, _ in pane.requests)
 
 
 def publish_code(session_id, token, url):

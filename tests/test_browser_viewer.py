@@ -7,6 +7,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.documents import corpus_file, flat_opc
+from tests.pages import PageWatch
 from tests.servers import REPO_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -60,34 +61,9 @@ def long_document(last_words):
     return flat_opc(*paragraphs, last_words)
 
 
-class Watch:
-    """What a page did: every request, WebSocket, message it sent, console error and page error."""
-
-    def __init__(self, page):
-        self.requests = []
-        self.websockets = []
-        self.sent = []
-        self.console_errors = []
-        page.on("request", lambda request: self.requests.append((request.url, request.headers)))
-        page.on("websocket", self.opened)
-        page.on(
-            "console", lambda message: message.type == "error" and self.console_errors.append(message.text)
-        )
-        page.on("pageerror", lambda error: self.console_errors.append(str(error)))
-
-    def opened(self, websocket):
-        self.websockets.append(websocket)
-        websocket.on("framesent", lambda payload: self.sent.append(json.loads(payload)))
-
-    @property
-    def errors(self):
-        """Script errors and CSP violations; a refused connection while the server is down is expected."""
-        return [text for text in self.console_errors if not text.startswith("WebSocket connection to")]
-
-
 def open_viewer(context, server, session, token=None):
     page = context.new_page()
-    watch = Watch(page)
+    watch = PageWatch(page)
     token = session["client_token"] if token is None else token
     page.goto(f"{server.url}/s/{session['id']}/#token={token}", timeout=WAIT_MS)
     return page, watch
@@ -287,7 +263,7 @@ def test_viewer_link_without_token_is_refused_without_connecting(shared_daphne, 
     server = shared_daphne
     session = server.create_session("no token")
     page = context.new_page()
-    watch = Watch(page)
+    watch = PageWatch(page)
     page.goto(f"{server.url}/s/{session['id']}/", timeout=WAIT_MS)
     wait_for_state(page, "refused")
     assert "the link carries no access token" in status_text(page)
