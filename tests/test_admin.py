@@ -1,25 +1,22 @@
 """The Django admin as staff use it: sessions, tokens, revisions, connecting, and actions reaching sockets."""
 
 import html
-import json
 import re
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
 
-from collab.asgi import application
 from conversion import Converted
 from sessions_app import links
 from sessions_app.access import access_session_by_token
 from sessions_app.models import CollabSession, SessionToken
 from sessions_app.services import do_create_session, do_end_session, do_publish_document
+from tests.sockets import assert_closed, join_with_get_html, receive
 
 pytestmark = pytest.mark.django_db
 
-TIMEOUT = 30
 SESSIONS = "/admin/sessions_app/collabsession/"
 TOKENS = "/admin/sessions_app/sessiontoken/"
 
@@ -189,24 +186,10 @@ def test_only_ended_sessions_can_be_deleted(staff, session):
     assert not CollabSession.objects.filter(pk=session["id"]).exists()
 
 
-async def join(session_id, secret, role):
-    socket = WebsocketCommunicator(application, "/ws")
-    connected, _ = await socket.connect(timeout=TIMEOUT)
-    assert connected
-    message = {"Origin": role, "SessionId": session_id, "Token": secret, "Action": "get-html"}
-    await socket.send_to(text_data=json.dumps(message))
-    assert json.loads(await socket.receive_from(timeout=TIMEOUT))["Action"] == "get-html"
-    return socket
-
-
-async def receive(socket):
-    return json.loads(await socket.receive_from(timeout=TIMEOUT))
-
-
 @pytest.mark.django_db(transaction=True)
 async def test_end_sessions_action_reaches_live_sockets(staff, session):
     other = await database_sync_to_async(do_create_session)("Untouched")
-    viewer = await join(session["id"], session["client"], "client")
+    viewer = await join_with_get_html(session["id"], session["client"], "client")
     response = await database_sync_to_async(staff.post)(
         SESSIONS, {"action": "end_sessions", "_selected_action": [session["id"]]}
     )
@@ -214,15 +197,15 @@ async def test_end_sessions_action_reaches_live_sockets(staff, session):
     ended = await receive(viewer)
     assert (ended["Action"], ended["Content"]) == ("end-session", "Session ended successfully.")
     assert (await receive(viewer))["Action"] == "session-closed"
-    assert await viewer.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 1000}
+    await assert_closed(viewer, 1000)
     assert (await database_sync_to_async(CollabSession.objects.get)(pk=session["id"])).status == "ended"
     assert (await database_sync_to_async(CollabSession.objects.get)(pk=other[0].id)).status == "active"
 
 
 @pytest.mark.django_db(transaction=True)
 async def test_revoke_tokens_action_reaches_live_sockets(staff, session):
-    word = await join(session["id"], session["word"], "word")
-    viewer = await join(session["id"], session["client"], "client")
+    word = await join_with_get_html(session["id"], session["word"], "word")
+    viewer = await join_with_get_html(session["id"], session["client"], "client")
     token = await database_sync_to_async(SessionToken.objects.get)(session_id=session["id"], role="word")
     response = await database_sync_to_async(staff.post)(
         TOKENS, {"action": "revoke_tokens", "_selected_action": [token.pk]}
@@ -231,7 +214,7 @@ async def test_revoke_tokens_action_reaches_live_sockets(staff, session):
     error = await receive(word)
     assert error["ErrorCode"] == "E1003"
     assert (await receive(word))["Action"] == "session-closed"
-    assert await word.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": 4401}
+    await assert_closed(word, 4401)
     assert await viewer.receive_nothing(0.2)
     assert (await database_sync_to_async(SessionToken.objects.get)(pk=token.pk)).revoked
     await viewer.disconnect()
@@ -239,7 +222,7 @@ async def test_revoke_tokens_action_reaches_live_sockets(staff, session):
 
 @pytest.mark.django_db(transaction=True)
 async def test_revoking_from_the_session_page_reaches_live_sockets(staff, session):
-    viewer = await join(session["id"], session["client"], "client")
+    viewer = await join_with_get_html(session["id"], session["client"], "client")
 
     def submit():
         tokens = list(SessionToken.objects.filter(session_id=session["id"]))

@@ -6,21 +6,19 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from collab.asgi import application
 from conversion import Converted
 from sessions_app.access import access_session_by_token
 from sessions_app.models import CollabSession, Revision, SessionToken
 from sessions_app.services import do_create_session, do_end_session, do_issue_token, do_publish_document
 from tests.documents import corpus_file, flat_opc
+from tests.sockets import assert_closed, join_with_get_html, receive
 
 pytestmark = pytest.mark.django_db
 
-TIMEOUT = 30
 STAFF_PASSWORD = "staff-password-for-tests"  # noqa: S105
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -82,28 +80,6 @@ def assert_error(response, status, code):
     assert body["error"]["code"] == code, body
     assert body["error"]["message"]
     return body["error"]["message"]
-
-
-# Sockets, for the effects that must reach live clients.
-
-
-async def join(session_id, secret, role):
-    """A version 1 socket authenticated into the session, its join complete."""
-    socket = WebsocketCommunicator(application, "/ws")
-    connected, _ = await socket.connect(timeout=TIMEOUT)
-    assert connected
-    message = {"Origin": role, "SessionId": session_id, "Token": secret, "Action": "get-html"}
-    await socket.send_to(text_data=json.dumps(message))
-    assert (await receive(socket))["Action"] == "get-html"
-    return socket
-
-
-async def receive(socket):
-    return json.loads(await socket.receive_from(timeout=TIMEOUT))
-
-
-async def assert_closed(socket, code):
-    assert await socket.receive_output(timeout=TIMEOUT) == {"type": "websocket.close", "code": code}
 
 
 # Creating, listing and reading sessions
@@ -271,9 +247,9 @@ def test_a_token_sees_its_own_session_only(session, other_session):
 
 @pytest.mark.django_db(transaction=True)
 async def test_session_detail_counts_live_sockets(staff, session):
-    viewer = await join(session["id"], session["client"], "client")
-    other_viewer = await join(session["id"], session["client"], "client")
-    word = await join(session["id"], session["word"], "word")
+    viewer = await join_with_get_html(session["id"], session["client"], "client")
+    other_viewer = await join_with_get_html(session["id"], session["client"], "client")
+    word = await join_with_get_html(session["id"], session["word"], "word")
     body = (await database_sync_to_async(staff.get)(f"/api/sessions/{session['id']}/")).json()
     assert (body["viewers"], body["publishers"]) == (2, 1)
     listed = (await database_sync_to_async(staff.get)("/api/sessions/")).json()["results"][0]
@@ -373,8 +349,8 @@ def test_revoke_finds_tokens_of_that_session_only(staff, session, other_session)
 
 @pytest.mark.django_db(transaction=True)
 async def test_revoking_closes_live_sockets_of_that_token(staff, session):
-    word = await join(session["id"], session["word"], "word")
-    viewer = await join(session["id"], session["client"], "client")
+    word = await join_with_get_html(session["id"], session["word"], "word")
+    viewer = await join_with_get_html(session["id"], session["client"], "client")
     token = await database_sync_to_async(SessionToken.objects.get)(session_id=session["id"], role="word")
     response = await database_sync_to_async(staff.delete)(f"/api/sessions/{session['id']}/tokens/{token.pk}/")
     assert response.status_code == 204
@@ -392,7 +368,7 @@ async def test_revoking_closes_live_sockets_of_that_token(staff, session):
 
 @pytest.mark.django_db(transaction=True)
 async def test_ending_over_the_api_reaches_live_sockets(staff, session):
-    viewer = await join(session["id"], session["client"], "client")
+    viewer = await join_with_get_html(session["id"], session["client"], "client")
     response = await database_sync_to_async(staff.post)(f"/api/sessions/{session['id']}/end/")
     assert response.status_code == 200
     assert response.json()["status"] == "ended"
@@ -467,7 +443,7 @@ def test_html_of_ended_session_stays_readable(session):
 
 @pytest.mark.django_db(transaction=True)
 async def test_publishing_over_http_reaches_a_live_viewer(session):
-    viewer = await join(session["id"], session["client"], "client")
+    viewer = await join_with_get_html(session["id"], session["client"], "client")
     response = await database_sync_to_async(bearer(session["word"]).put)(
         f"/api/sessions/{session['id']}/document",
         flat_opc("Published over HTTP").encode(),

@@ -13,10 +13,9 @@ from collab.asgi import application
 from sessions_app.models import CollabSession, SessionToken
 from sessions_app.services import do_create_session, do_issue_token
 from tests.documents import flat_opc
+from tests.sockets import TIMEOUT, assert_closed, join, open_socket, receive, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-TIMEOUT = 30  # conversions run in worker processes; generous so a busy machine does not fail tests
 
 
 @pytest.fixture
@@ -24,25 +23,6 @@ def session():
     """An active session with its two plain-text tokens."""
     created, word, client = do_create_session("Consumer test")
     return {"id": created.id, "word": word, "client": client, "model": created}
-
-
-async def open_socket(headers=None):
-    communicator = WebsocketCommunicator(application, "/ws", headers=headers or [])
-    connected, _ = await communicator.connect(timeout=TIMEOUT)
-    assert connected
-    return communicator
-
-
-async def send(communicator, **message):
-    await communicator.send_to(text_data=json.dumps(message))
-
-
-async def receive(communicator, presence=False):
-    """The next message; presence announcements are skipped unless asked for."""
-    while True:
-        message = json.loads(await communicator.receive_from(timeout=TIMEOUT))
-        if presence or message.get("Action") != "presence":
-            return message
 
 
 async def quiet(communicator, seconds=0.4):
@@ -55,26 +35,11 @@ async def quiet(communicator, seconds=0.4):
             return False
 
 
-async def join(session, role="client", protocol=2, **extra):
-    """A socket authenticated into the session with an init message."""
-    communicator = await open_socket()
-    message = {"Origin": role, "SessionId": session["id"], "Token": session[role], "Action": "init"}
-    if protocol:
-        message["Protocol"] = protocol
-    await send(communicator, **message, **extra)
-    return communicator
-
-
 async def receive_action(communicator, action):
     """The next message, which must have this action."""
     message = await receive(communicator)
     assert message["Action"] == action, message
     return message
-
-
-async def assert_closed(communicator, code):
-    output = await communicator.receive_output(timeout=TIMEOUT)
-    assert output == {"type": "websocket.close", "code": code}
 
 
 async def stored(session_id):

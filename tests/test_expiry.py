@@ -8,13 +8,11 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
 from django.utils import timezone
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from collab.asgi import application
 from conversion import Converted
 from sessions_app import sweeper
 from sessions_app.models import CollabSession, Revision, SessionToken
@@ -26,6 +24,7 @@ from sessions_app.services import (
     do_publish_document,
 )
 from tests.servers import REPO_ROOT
+from tests.sockets import join_with_get_html
 
 pytestmark = pytest.mark.django_db
 
@@ -59,21 +58,6 @@ def store_version(session_id, html):
 
 def stored(session_id):
     return CollabSession.objects.get(pk=session_id)
-
-
-async def join_viewer(session):
-    socket = WebsocketCommunicator(application, "/ws")
-    connected, _ = await socket.connect(timeout=TIMEOUT)
-    assert connected
-    message = {
-        "Origin": "client",
-        "SessionId": session["id"],
-        "Token": session["client"],
-        "Action": "get-html",
-    }
-    await socket.send_to(text_data=json.dumps(message))
-    assert json.loads(await socket.receive_from(timeout=TIMEOUT))["Action"] == "get-html"
-    return socket
 
 
 async def assert_hears_end(socket, reason):
@@ -163,7 +147,7 @@ def test_expire_sessions_command(session, settings):
 
 @pytest.mark.django_db(transaction=True)
 async def test_idle_session_ends_and_its_live_socket_hears_why(session):
-    viewer = await join_viewer(session)
+    viewer = await join_with_get_html(session["id"], session["client"], "client")
     ended, _ = await database_sync_to_async(do_expire_sessions)(now=later(hours=2, seconds=1))
     assert ended == 1
     await assert_hears_end(viewer, IDLE_REASON)
@@ -220,7 +204,7 @@ async def test_sweeper_in_the_server_ends_an_abandoned_session(session, settings
         created_at=later(hours=-3)
     )
     # Connecting starts this event loop's sweeper; the next sweep ends the session.
-    viewer = await join_viewer(session)
+    viewer = await join_with_get_html(session["id"], session["client"], "client")
     task = sweeper.ensure_sweeper()
     assert task is not None and sweeper.ensure_sweeper() is task  # one per event loop
     await assert_hears_end(viewer, IDLE_REASON)

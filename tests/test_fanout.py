@@ -10,13 +10,12 @@ import random
 import socket
 
 import pytest
-from channels.testing import WebsocketCommunicator
 
-from collab.asgi import application
 from sessions_app.documents import documents
 from sessions_app.patches import apply_patch
 from sessions_app.services import do_create_session
 from tests.documents import flat_opc
+from tests.sockets import join
 from tests.test_browser_viewer import publish as publish_from_word
 from tests.test_integration_daphne import html_with, joined, new_session, update
 
@@ -30,15 +29,6 @@ consumer_test = pytest.mark.django_db(transaction=True)
 def session():
     created, word, client = do_create_session("Fan-out test")
     return {"id": created.id, "word": word, "client": client}
-
-
-async def join(session, role="client", **extra):
-    communicator = WebsocketCommunicator(application, "/ws")
-    connected, _ = await communicator.connect(timeout=TIMEOUT)
-    assert connected
-    hello = {"Origin": role, "SessionId": session["id"], "Token": session[role], "Action": "init"}
-    await communicator.send_to(text_data=json.dumps({**hello, "Protocol": 2, **extra}))
-    return communicator
 
 
 async def receive(communicator, *actions):

@@ -1,20 +1,16 @@
 """Per-socket message rates and per-address and per-token connection limits (sessions_app/limits.py)."""
 
 import asyncio
-import json
 import secrets
 
 import pytest
-from channels.testing import WebsocketCommunicator
 
-from collab.asgi import application
 from sessions_app.limits import LocalConnections, MessageRate, RedisConnections, client_address
 from sessions_app.services import do_create_session
 from tests.documents import flat_opc
+from tests.sockets import TIMEOUT, join, open_socket, receive, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-TIMEOUT = 30
 
 
 class FakeClock:
@@ -40,40 +36,6 @@ def own_redis_prefix(settings):
 def some_address():
     """An address no other test uses, so its connection count starts at zero."""
     return f"198.51.100.{secrets.randbelow(250) + 1}"
-
-
-async def open_socket(address=None):
-    communicator = WebsocketCommunicator(application, "/ws")
-    if address is not None:
-        communicator.scope["client"] = (address, 40000 + secrets.randbelow(20000))
-    connected, _ = await communicator.connect(timeout=TIMEOUT)
-    assert connected
-    return communicator
-
-
-async def send(communicator, **message):
-    await communicator.send_to(text_data=json.dumps(message))
-
-
-async def receive(communicator):
-    """The next message that is not a presence announcement."""
-    while True:
-        message = json.loads(await communicator.receive_from(timeout=TIMEOUT))
-        if message.get("Action") != "presence":
-            return message
-
-
-async def join(session, role, address=None):
-    communicator = await open_socket(address)
-    await send(
-        communicator,
-        Origin=role,
-        SessionId=session["id"],
-        Token=session[role],
-        Action="init",
-        Protocol=2,
-    )
-    return communicator
 
 
 async def assert_refused_for_too_many(communicator, reason):
@@ -174,14 +136,14 @@ async def test_word_updates_at_the_addin_pace_are_never_limited(session):
 async def test_connections_over_the_address_limit_are_closed_with_4429(session, settings):
     settings.COLLAB_MAX_CONNECTIONS_PER_ADDRESS = 2
     address = some_address()
-    first = await open_socket(address)
-    second = await open_socket(address)
-    third = await open_socket(address)
+    first = await open_socket(address=address)
+    second = await open_socket(address=address)
+    third = await open_socket(address=address)
     await assert_refused_for_too_many(third, "Too many connections from this address")
     # Another address is not affected; a freed place is taken again at once.
-    elsewhere = await open_socket("203.0.113.9")
+    elsewhere = await open_socket(address="203.0.113.9")
     await first.disconnect()
-    again = await join(session, "client", address)
+    again = await join(session, "client", address=address)
     assert (await receive(again))["Action"] == "init"
     for communicator in (second, elsewhere, again):
         await communicator.disconnect()
