@@ -20,7 +20,7 @@ from collections import Counter
 
 from django.conf import settings
 
-from .cancellation import stopping
+from .refreshing import Refresher
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class RedisConnections:
         self.prefix = prefix
         self._members = {}  # (key, member) of this process's connections
         self._clients = {}  # event loop -> redis client
-        self._refresher = None
+        self._refresher = Refresher(REFRESH, self.refresh, lambda: bool(self._members), "connection counts")
 
     def redis_key(self, key):
         return f"{self.prefix}:limits:{key}"
@@ -175,7 +175,7 @@ class RedisConnections:
         except Exception:
             log.warning("connection limit for %s not checked: Redis unavailable", key, exc_info=True)
         self._members[(key, member)] = True
-        self._ensure_refresher()
+        self._refresher.ensure_running()
         return True
 
     async def release(self, key, member):
@@ -187,23 +187,14 @@ class RedisConnections:
             # It lapses by itself after TTL.
             log.warning("connection count for %s not released: Redis unavailable", key, exc_info=True)
 
-    def _ensure_refresher(self):
-        loop = asyncio.get_running_loop()
-        if self._refresher is None or self._refresher.done() or self._refresher.get_loop() is not loop:
-            self._refresher = loop.create_task(self._refresh_forever())
-
-    async def _refresh_forever(self):
-        while self._members and not stopping():
-            await asyncio.sleep(REFRESH)
-            try:
-                expiry = time.time() + TTL
-                async with self._client().pipeline(transaction=False) as pipe:
-                    for key, member in list(self._members):
-                        pipe.zadd(self.redis_key(key), {member: expiry})
-                        pipe.expire(self.redis_key(key), TTL * 2)
-                    await pipe.execute()
-            except Exception:
-                log.warning("connection counts not refreshed: Redis unavailable", exc_info=True)
+    async def refresh(self):
+        """Extend this process's entries."""
+        expiry = time.time() + TTL
+        async with self._client().pipeline(transaction=False) as pipe:
+            for key, member in list(self._members):
+                pipe.zadd(self.redis_key(key), {member: expiry})
+                pipe.expire(self.redis_key(key), TTL * 2)
+            await pipe.execute()
 
 
 _registries = {}

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 
 from django.conf import settings
 
-from .cancellation import stopping
+from .refreshing import Refresher
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,9 @@ class RedisPresence:
         self.prefix = prefix
         self._members = {}  # channel name -> (session id, role), this process's sockets
         self._clients = {}  # event loop -> redis client
-        self._refresher = None
+        self._refresher = Refresher(
+            REFRESH, self.refresh_and_announce, lambda: bool(self._members), "presence"
+        )
         # Joins and leaves not written yet, and the write that will carry them: a crowd of
         # sockets arriving together costs one round trip, not one each.
         self._joining = {}
@@ -89,7 +91,7 @@ class RedisPresence:
         self._leaving.pop(channel_name, None)
         self._joining[channel_name] = (session_id, role)
         await self._written()
-        self._ensure_refresher()
+        self._refresher.ensure_running()
 
     async def leave(self, session_id, role, channel_name):
         """Stop counting a socket that left a session."""
@@ -145,22 +147,10 @@ class RedisPresence:
             viewers, publishers = pipe.execute()
         return viewers, publishers
 
-    def _ensure_refresher(self):
-        loop = asyncio.get_running_loop()
-        if self._refresher is None or self._refresher.done() or self._refresher.get_loop() is not loop:
-            self._refresher = loop.create_task(self._refresh_forever())
-
-    async def _refresh_forever(self):
-        while self._members and not stopping():
-            await asyncio.sleep(REFRESH)
-            try:
-                counts = await self.refresh()
-            except Exception:
-                # Redis is away: the next tick tries again, before the entries lapse if it is back.
-                log.warning("presence refresh failed", exc_info=True)
-                continue
-            for session_id, session_counts in counts.items():
-                announcer.counted(session_id, session_counts)
+    async def refresh_and_announce(self):
+        """Refresh, then announce counts that changed with nobody joining or leaving here."""
+        for session_id, counts in (await self.refresh()).items():
+            announcer.counted(session_id, counts)
 
     async def refresh(self):
         """Extend this process's entries, drop lapsed ones; the counts of its sessions. One round trip."""
