@@ -10,6 +10,7 @@ import json
 import logging
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from .models import Revision
 from .patches import checksum, diff_blocks, split_blocks, utf16_lengths
@@ -75,12 +76,17 @@ def revision_html(session_id, version):
 
 
 class DocumentCache:
-    """Latest (version, frames) per session, so a broadcast to many viewers costs one read and one encode."""
+    """Latest (version, frames) per session, so a broadcast to many viewers costs one read and one encode.
+
+    Bounded by COLLAB_DOCUMENT_CACHE_BYTES (the HTML and its encoded frames) and MAX_SESSIONS;
+    the least recently used sessions go first, and are read again when next needed.
+    """
 
     MAX_SESSIONS = 256
 
     def __init__(self):
         self._latest = {}
+        self._bytes = 0
         self._reads = {}
         self.reads = 0  # database reads of a current document, for tests and benchmarks
         self.encodes = 0  # frames encoded (full or patch)
@@ -92,12 +98,15 @@ class DocumentCache:
             entry = await self._read(session_id)
             if entry is None:
                 return None
+        elif next(reversed(self._latest)) != session_id:
+            self._latest[session_id] = self._latest.pop(session_id)  # the most recently used goes last
         key = (protocol, blocks)
         frames = entry["frames"]
         if key not in frames:
             lengths = utf16_lengths(split_blocks(entry["html"])) if blocks else None
             frames[key] = html_frame(session_id, entry["version"], entry["html"], protocol, lengths)
             self.encodes += 1
+            self._count(session_id, entry, len(frames[key]))
         return entry["version"], frames[key]
 
     async def patch(self, session_id, version):
@@ -127,6 +136,8 @@ class DocumentCache:
         _, full = await self.frame(session_id, 2, at_least=version, blocks=True)
         # Diffing a long document takes a while: it runs beside the event loop, not in it.
         frame = await asyncio.to_thread(build_patch, session_id, version, previous, entry["html"], len(full))
+        if self._latest.get(session_id) is entry:
+            self._count(session_id, entry, (len(frame) if frame else 0) - len(entry["previous"] or ""))
         entry["previous"] = None  # the patch is built; the older HTML is no longer needed
         self.encodes += 1
         return frame
@@ -145,20 +156,40 @@ class DocumentCache:
         version, html = row
         entry = self._latest.get(session_id)
         if entry is None or entry["version"] < version:
-            if entry is None and len(self._latest) >= self.MAX_SESSIONS:
-                self._latest.pop(next(iter(self._latest)))
             # The version before, kept when this process has html-patch clients for the session,
             # spares a database read for the patch.
             previous = None
             if entry is not None and entry["version"] == version - 1 and any(k[1] for k in entry["frames"]):
                 previous = entry["html"]
-            entry = {"version": version, "html": html, "frames": {}, "previous": previous, "patch": None}
+            self.forget(session_id)
+            entry = {
+                "version": version,
+                "html": html,
+                "frames": {},
+                "previous": previous,
+                "patch": None,
+                "bytes": 0,
+            }
             self._latest[session_id] = entry
+            self._count(session_id, entry, len(html) + len(previous or ""))
         return entry
 
+    def _count(self, session_id, entry, size):
+        """Add `size` to an entry's bytes, then drop the least recently used others beyond the bounds."""
+        entry["bytes"] += size
+        self._bytes += size
+        budget = settings.COLLAB_DOCUMENT_CACHE_BYTES
+        while len(self._latest) > 1 and (self._bytes > budget or len(self._latest) > self.MAX_SESSIONS):
+            oldest = next(iter(self._latest))
+            if oldest == session_id:
+                break
+            self.forget(oldest)
+
     def forget(self, session_id):
-        """Drop a session's cached document (it ended)."""
-        self._latest.pop(session_id, None)
+        """Drop a session's cached document (it ended, or room is needed)."""
+        entry = self._latest.pop(session_id, None)
+        if entry is not None:
+            self._bytes -= entry["bytes"]
 
 
 documents = DocumentCache()
