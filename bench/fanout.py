@@ -87,19 +87,8 @@ class BenchServer(Server):
     set it on the command line the same way (README, "Several server processes").
     """
 
-    def start(self):
-        self.log = tempfile.NamedTemporaryFile(prefix=f"daphne-{self.port}-", suffix=".log", delete=False)  # noqa: SIM115
-        endpoint = f"tcp:port={self.port}:interface=127.0.0.1:backlog={BACKLOG}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-e", endpoint, "collab.asgi:application"],
-            cwd=ROOT,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.wait_until_healthy()
-        return self
+    def listen_args(self):
+        return ["-e", f"tcp:port={self.port}:interface=127.0.0.1:backlog={BACKLOG}"]
 
 
 class Daphne:

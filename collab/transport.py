@@ -163,10 +163,14 @@ class DirectSocket:
     def is_open(self):
         return self.protocol.state == self.protocol.STATE_OPEN
 
-    def send_document(self, frame, document):
-        """Write a document frame now, or as the newest waiting one while the socket is backed up."""
+    def send_document(self, frame, version, session_id, full=None):
+        """Write a document frame now, or as the newest waiting one while the socket is backed up.
+
+        A patch (to `version` from the version before) comes with `full`, the whole document,
+        which replaces it if the socket's base version was never written.
+        """
         if self.is_open:
-            self.outbox.send(frame, document)
+            self.outbox.send(frame, version, session_id, full)
 
     def send_frame(self, frame):
         """Write any other frame (presence counts) at once."""
@@ -195,14 +199,14 @@ class DocumentOutbox:
         self.backed_up_since = None
         self.timer = None
 
-    def send(self, frame, document):
+    def send(self, frame, version, session_id, full=None):
         """Write a document frame now, or keep it as the newest to write once the buffer drains."""
         if self.waiting is None and pending_write_bytes(self.protocol.transport) < self.limit:
-            self._write(frame, document["version"])
+            self._write(frame, version)
             return
-        if document.get("base") is not None and document["base"] != self.written_version:
-            frame = document["full"]
-        self.waiting = (frame, document["version"], document.get("session"))
+        if full is not None and self.written_version != version - 1:
+            frame = full
+        self.waiting = (frame, version, session_id)
         if self.timer is None:
             self.backed_up_since = time.monotonic()
             self.timer = self._reactor().callLater(DRAIN_POLL_SECONDS, self._check)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from .models import CollabSession, SessionToken, digest_secret
+from .models import CollabSession, SessionToken, could_be_secret, digest_secret
 
 # last_used_at is a hint for the admin, so it is written at most this often per token.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
@@ -26,7 +26,7 @@ def access_session_by_token(session_id, secret, role):
     # Session ids are ASCII; anything else (a lone surrogate included) cannot name one.
     if not isinstance(session_id, str) or not session_id or len(session_id) > 64 or not session_id.isascii():
         raise AccessDenied("E1001")
-    token = SessionToken.objects.for_secret(secret) if secret and isinstance(secret, str) else None
+    token = SessionToken.objects.for_secret(secret)
     # A token of this session brings the session's row along: one read instead of two.
     if token is not None and token.session_id == session_id:
         session = token.session
@@ -57,10 +57,8 @@ queued_checks_lock = threading.Lock()
 
 def shared_check_key(session_id, secret, role):
     """The key under which identical checks share a query, or None for one that must run on its own."""
-    # A secret that could never be hashed or found (see for_secret) is checked on its own.
-    if not isinstance(session_id, str) or not isinstance(secret, str) or len(secret) > 200:
-        return None
-    if not secret.isascii():
+    # A secret that could never be found is checked on its own.
+    if not isinstance(session_id, str) or not could_be_secret(secret):
         return None
     return session_id, digest_secret(secret), role
 

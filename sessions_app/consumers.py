@@ -392,9 +392,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         if self.direct is None:
             await self.base_send({"type": "websocket.send", "text": frame.text})
             return
-        base = version - 1 if full is not None else None
-        document = {"version": version, "base": base, "full": full, "session": self.session_id}
-        self.direct.send_document(frame, document)
+        self.direct.send_document(frame, version, self.session_id, full)
 
     async def push_frame(self, frame, counts):
         """Send presence counts, encoded once for the whole session by the hub."""

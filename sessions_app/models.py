@@ -22,6 +22,11 @@ def new_session_id():
     return random_urlsafe(12)
 
 
+def could_be_secret(value):
+    """Whether a value could be a secret: ASCII text (a lone surrogate cannot be hashed), not too long."""
+    return isinstance(value, str) and 0 < len(value) <= 200 and value.isascii()
+
+
 def digest_secret(secret):
     """The stored form of a token: tokens are random, so a plain SHA-256 is enough."""
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -63,8 +68,7 @@ class CollabSession(models.Model):
 class TokenQuerySet(models.QuerySet):
     def for_secret(self, secret):
         """The token whose secret this is, or None; compared in constant time."""
-        # Secrets are ASCII; anything else (a lone surrogate included) cannot be one, nor be hashed.
-        if not secret or not isinstance(secret, str) or len(secret) > 200 or not secret.isascii():
+        if not could_be_secret(secret):
             return None
         digest = digest_secret(secret)
         token = self.select_related("session").filter(digest=digest).first()

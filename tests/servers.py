@@ -70,16 +70,7 @@ class Server:
         # A file, not a pipe: nobody reads a pipe while the server runs, and a full one would block it.
         self.log = tempfile.NamedTemporaryFile(prefix=f"daphne-{self.port}-", suffix=".log", delete=False)  # noqa: SIM115
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "collab.asgi:application",
-            ],
+            [sys.executable, "-m", "daphne", *self.listen_args(), "collab.asgi:application"],
             cwd=REPO_ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -88,6 +79,10 @@ class Server:
         )
         self.wait_until_healthy()
         return self
+
+    def listen_args(self):
+        """Where daphne listens, as its command line says it."""
+        return ["-b", "127.0.0.1", "-p", str(self.port)]
 
     def wait_until_healthy(self):
         deadline = time.monotonic() + STARTUP_SECONDS

@@ -155,11 +155,13 @@ def test_adding_a_session_shows_its_tokens_once(staff):
     assert access_session_by_token(created.id, client, "client")
 
 
-def test_editing_the_title_keeps_the_document(staff, session):
+def session_page_form(session_id, title, revoke_role=None):
+    """The session page's form as a browser posts it: the title, and each token's row."""
+    tokens = list(SessionToken.objects.filter(session_id=session_id))
     data = {
-        "title": "Renamed",
-        "tokens-TOTAL_FORMS": "2",
-        "tokens-INITIAL_FORMS": "2",
+        "title": title,
+        "tokens-TOTAL_FORMS": str(len(tokens)),
+        "tokens-INITIAL_FORMS": str(len(tokens)),
         "tokens-MIN_NUM_FORMS": "0",
         "tokens-MAX_NUM_FORMS": "1000",
         "revisions-TOTAL_FORMS": "0",
@@ -167,9 +169,16 @@ def test_editing_the_title_keeps_the_document(staff, session):
         "revisions-MIN_NUM_FORMS": "0",
         "revisions-MAX_NUM_FORMS": "1000",
     }
-    for index, token in enumerate(SessionToken.objects.filter(session_id=session["id"])):
+    for index, token in enumerate(tokens):
         data[f"tokens-{index}-id"] = str(token.pk)
-        data[f"tokens-{index}-session"] = session["id"]
+        data[f"tokens-{index}-session"] = session_id
+        if token.role == revoke_role:
+            data[f"tokens-{index}-revoked"] = "on"
+    return data
+
+
+def test_editing_the_title_keeps_the_document(staff, session):
+    data = session_page_form(session["id"], "Renamed")
     staff.get(f"{SESSIONS}{session['id']}/change/")
     store_version(session["id"], "<p>Published while the page was open</p>")
     response = staff.post(f"{SESSIONS}{session['id']}/change/", data)
@@ -225,23 +234,7 @@ async def test_revoking_from_the_session_page_reaches_live_sockets(staff, sessio
     viewer = await join_with_get_html(session["id"], session["client"], "client")
 
     def submit():
-        tokens = list(SessionToken.objects.filter(session_id=session["id"]))
-        data = {
-            "title": "Quarterly report",
-            "tokens-TOTAL_FORMS": str(len(tokens)),
-            "tokens-INITIAL_FORMS": str(len(tokens)),
-            "tokens-MIN_NUM_FORMS": "0",
-            "tokens-MAX_NUM_FORMS": "1000",
-            "revisions-TOTAL_FORMS": "0",
-            "revisions-INITIAL_FORMS": "0",
-            "revisions-MIN_NUM_FORMS": "0",
-            "revisions-MAX_NUM_FORMS": "1000",
-        }
-        for index, token in enumerate(tokens):
-            data[f"tokens-{index}-id"] = str(token.pk)
-            data[f"tokens-{index}-session"] = session["id"]
-            if token.role == "client":
-                data[f"tokens-{index}-revoked"] = "on"
+        data = session_page_form(session["id"], "Quarterly report", revoke_role="client")
         return staff.post(f"{SESSIONS}{session['id']}/change/", data)
 
     response = await database_sync_to_async(submit)()
