@@ -9,13 +9,10 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from collab.handshakes import apply_lazy_debug_text  # noqa: E402
 from collab.routing import websocket_urlpatterns  # noqa: E402
-from collab.transport import apply_message_limit, offer_direct_sockets  # noqa: E402
+from sessions_app import daphne_adaptations  # noqa: E402
 
-apply_message_limit()
-apply_lazy_debug_text()
-offer_direct_sockets()
+daphne_adaptations.install()
 
 application = ProtocolTypeRouter(
     {

@@ -21,11 +21,12 @@ __all__ = [
     "ConversionPool",
     "Converted",
     "Limits",
+    "PAYLOAD_TYPES",
     "convert_payload",
     "sanitise_html",
 ]
 
-PAYLOAD_TYPES = ("ooxml", "docx", "html")
+PAYLOAD_TYPES = ("ooxml", "docx", "html")  # what the converter takes: PROTOCOL.md's PayloadType values
 _DATA_URL_PREFIX = re.compile(r"\s*data:[^,]*;base64,", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
 

@@ -1,10 +1,18 @@
-"""Who may do what: token and session look-ups for sockets and the API."""
+"""Who may do what: origins that may open a socket, token and session look-ups, how often a socket sends.
+
+Origins follow PROTOCOL.md section 2. Each socket may send COLLAB_RATE_LIMIT_MESSAGES frames
+per COLLAB_RATE_LIMIT_WINDOW seconds, in bursts of up to COLLAB_RATE_LIMIT_BURST (a token
+bucket); a frame over the limit is answered with E1011 and dropped, and the socket stays open.
+"""
 
 import asyncio
 import threading
+import time
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.utils import timezone
 
 from .models import CollabSession, SessionToken, could_be_secret, digest_secret
@@ -120,3 +128,76 @@ def refusal_for_socket(token_id):
     if not token.is_usable():
         return "E1003"
     return None
+
+
+def normalise_origin(value):
+    """scheme://host[:port] in lower case, default ports dropped; None if it is not an origin."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port and port != {"http": 80, "https": 443}[parts.scheme]:
+        host = f"{host}:{port}"
+    return f"{parts.scheme}://{host}"
+
+
+def allowed_origins():
+    """The server's own origin and those listed in COLLAB_ALLOWED_ORIGINS."""
+    origins = {normalise_origin(settings.COLLAB_PUBLIC_URL)}
+    origins.update(normalise_origin(item) for item in settings.COLLAB_ALLOWED_ORIGINS)
+    origins.discard(None)
+    return origins
+
+
+def origin_allowed(origin, host=None):
+    """Whether a handshake with this Origin header (bytes or None) may proceed."""
+    if origin is None:
+        # Scripts and the command line send no Origin; their first message still needs a token.
+        return True
+    if "*" in settings.COLLAB_ALLOWED_ORIGINS:
+        return True
+    candidate = normalise_origin(origin.decode("latin-1"))
+    if candidate is None:
+        return False
+    if host is not None:
+        # A page this very server served (same scheme-less host and port) is its own.
+        own_host = host.decode("latin-1").lower()
+        if candidate.split("://", 1)[1] == own_host:
+            return True
+    return candidate in allowed_origins()
+
+
+class MessageRate:
+    """A token bucket for one socket's frames."""
+
+    def __init__(self, messages, window, burst, clock=time.monotonic):
+        self.rate = messages / window if messages else 0
+        self.capacity = max(burst, 1)
+        self.tokens = float(self.capacity)
+        self.clock = clock
+        self.updated = clock()
+
+    @classmethod
+    def from_settings(cls):
+        """The bucket the settings describe."""
+        return cls(
+            settings.COLLAB_RATE_LIMIT_MESSAGES,
+            settings.COLLAB_RATE_LIMIT_WINDOW,
+            settings.COLLAB_RATE_LIMIT_BURST,
+        )
+
+    def allow(self):
+        """Whether one more frame may be handled now; takes a token if so."""
+        if not self.rate:
+            return True
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True

@@ -25,7 +25,8 @@ from conversion import ConversionError
 from . import links
 from .authentication import session_token_of
 from .models import CollabSession, Revision, SessionToken
-from .publishing import publisher
+from .protocol import EMPTY_DOCUMENT, ERROR_TEXTS, error_text, is_empty_document
+from .publishing import update_queue
 from .serializers import (
     ErrorSerializer,
     PublishedSerializer,
@@ -39,7 +40,6 @@ from .serializers import (
 )
 from .services import (
     SessionUnavailable,
-    current_document,
     do_create_session,
     do_end_session,
     do_issue_token,
@@ -48,7 +48,7 @@ from .services import (
 
 log = logging.getLogger(__name__)
 
-SESSION_NOT_FOUND = "Session not found."
+SESSION_NOT_FOUND = f"{ERROR_TEXTS['E1001']}."
 
 # The PROTOCOL.md error code of each HTTP status the API answers with.
 ERROR_CODES = {
@@ -71,17 +71,17 @@ DOCX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingm
 
 class DocumentRejected(exceptions.APIException):
     status_code = 422
-    default_detail = "Conversion error."
+    default_detail = f"{ERROR_TEXTS['E2002']}."
 
 
 class SessionGone(exceptions.APIException):
     status_code = 410
-    default_detail = "Session expired or removed."
+    default_detail = f"{ERROR_TEXTS['E1006']}."
 
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = 413
-    default_detail = "Message too large."
+    default_detail = f"{ERROR_TEXTS['E1009']}."
 
 
 def error_body(code, message):
@@ -95,7 +95,7 @@ def api_exception_handler(exc, context):
     response = exception_handler(exc, context)
     if response is None:
         log.error("API request failed", exc_info=exc)
-        return Response(error_body("E2001", "Error processing message."), status=500)
+        return Response(error_body("E2001", f"{ERROR_TEXTS['E2001']}."), status=500)
     if isinstance(exc, exceptions.NotAuthenticated):
         code = "E1002"
     else:
@@ -391,7 +391,7 @@ class RawDocumentParser(BaseParser):
         limit = settings.COLLAB_MAX_MESSAGE_BYTES
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
-            raise PayloadTooLarge(f"Message too large (limit {limit} bytes).")
+            raise PayloadTooLarge(f"{ERROR_TEXTS['E1009']} (limit {limit} bytes).")
         return body
 
 
@@ -408,7 +408,7 @@ class FlatOpcTextParser(RawDocumentParser):
 
 
 # The conversion payload type of each accepted content type.
-PAYLOAD_TYPES = {
+MEDIA_PAYLOAD_TYPES = {
     DocxParser.media_type: "docx",
     FlatOpcParser.media_type: "ooxml",
     FlatOpcTextParser.media_type: "ooxml",
@@ -437,24 +437,25 @@ class SessionDocumentView(SessionScoped, APIView):
     )
     def put(self, request, session_id):
         session = self.get_session()
-        payload_type = PAYLOAD_TYPES.get(request.content_type.split(";")[0].strip().lower())
+        payload_type = MEDIA_PAYLOAD_TYPES.get(request.content_type.split(";")[0].strip().lower())
         if payload_type is None:
             raise exceptions.UnsupportedMediaType(request.content_type or "none")
         body = request.data if isinstance(request.data, bytes) else b""
-        if not body.strip():
-            raise DocumentRejected("Conversion error: the document is empty.")
+        if is_empty_document(body):
+            raise DocumentRejected(f"{error_text('E2002', EMPTY_DOCUMENT)}.")
         try:
             content = body if payload_type == "docx" else body.decode("utf-8")
-            version = async_to_sync(publisher.publish)(session.id, content, payload_type)
+            version = async_to_sync(update_queue.convert_and_store)(session.id, content, payload_type)
         except UnicodeDecodeError:
-            raise DocumentRejected("Conversion error: the document is not UTF-8 text.") from None
+            raise DocumentRejected(f"{error_text('E2002', 'the document is not UTF-8 text')}.") from None
         except ConversionError as error:
-            raise DocumentRejected(f"Conversion error: {error.reason}") from None
+            raise DocumentRejected(error_text("E2002", error.reason)) from None
         except SessionUnavailable:
             raise SessionGone() from None
         if version is None:
             # A newer update replaced this one before it was converted; report what is stored.
-            version = current_document(session.id)[0]
+            session.refresh_from_db(fields=["version"])
+            version = session.version
         return Response(PublishedSerializer({"version": version}).data)
 
 

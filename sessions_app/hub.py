@@ -1,24 +1,27 @@
-"""One channel-layer member per process and session, writing each broadcast to the local sockets.
+"""This process's side of each session: its current document framed once, and its sockets fed by one member.
 
-A broadcast reaches a process once, however many of the session's viewers it serves: the
-session's hub reads and encodes the document once (documents.py) and writes the same
-framed bytes to every local socket (collab/transport.py's DirectSocket), instead of waking
-one consumer per viewer. Consumers join and leave their session's hub; the hub joins and
-leaves the channel-layer group.
+A broadcast in the channel layer carries only the new version number. It reaches a process
+once, however many of the session's viewers it serves: the session's hub, the one
+channel-layer member of that session here, reads the HTML from the database once, encodes
+each kind of frame once (full get-html per protocol, and the html-patch from the version
+before) and writes the same framed bytes to every Subscriber (delivery.py), instead of
+waking one consumer per viewer. Consumers join and leave their session's hub; the hub joins
+and leaves the channel-layer group.
 """
 
 import asyncio
 import contextlib
-import json
 import logging
 
-from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 
-from collab.transport import OutgoingFrame
-
-from .cancellation import cancellable, stopping
-from .documents import documents
+from .delivery import OutgoingFrame
+from .html_patch import checksum, diff_blocks, split_blocks, utf16_lengths
+from .models import CollabSession, Revision
+from .protocol import html_message, patch_message, presence_message
+from .redis_tasks import cancellable, stopping
 from .services import session_group
 
 log = logging.getLogger(__name__)
@@ -30,29 +33,162 @@ RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 5.0
 
 
-def presence_text(session_id, counts):
-    """The version 2 presence message for a session's counts, as JSON text."""
-    return json.dumps(
-        {
-            "Origin": "server",
-            "SessionId": session_id,
-            "Action": "presence",
-            "Viewers": counts[0],
-            "Publishers": counts[1],
-            "Success": True,
-        }
+# A patch bigger than this share of the full frame is not worth it: the full document goes instead.
+PATCH_MAX_SHARE = 0.5
+
+
+def build_patch(session_id, version, old_html, new_html, full_frame_size):
+    """The html-patch frame from old_html to new_html, or None when sending it saves too little."""
+    ops = diff_blocks(split_blocks(old_html), split_blocks(new_html))
+    frame = patch_message(session_id, version, ops, checksum(new_html))
+    return frame if len(frame) <= full_frame_size * PATCH_MAX_SHARE else None
+
+
+def stored_document(session_id):
+    """(version, html) of a session as stored, or None if it does not exist."""
+    row = CollabSession.objects.filter(pk=session_id).values_list("version", "html").first()
+    return tuple(row) if row else None
+
+
+def revision_html(session_id, version):
+    """The stored HTML of one version of a session, or None if it was pruned."""
+    return (
+        Revision.objects.filter(session_id=session_id, version=version).values_list("html", flat=True).first()
     )
 
 
+class DocumentFrames:
+    """Latest (version, frames) per session, so a broadcast to many viewers costs one read and one encode.
+
+    `blocks`, for clients granted html-patch, adds the top-level blocks' lengths in UTF-16
+    code units, so the client can apply the next patch without splitting HTML itself.
+
+    Bounded by COLLAB_DOCUMENT_CACHE_BYTES (the HTML and its encoded frames) and MAX_SESSIONS;
+    the least recently used sessions go first, and are read again when next needed.
+    """
+
+    MAX_SESSIONS = 256
+
+    def __init__(self):
+        self._latest = {}
+        self._bytes = 0
+        self._reads = {}
+        self.reads = 0  # database reads of a current document, for tests and benchmarks
+        self.encodes = 0  # frames encoded (full or patch)
+
+    async def frame(self, session_id, protocol, at_least=0, fresh=False, blocks=False):
+        """(version, frame) of the newest stored version, reading the database only when needed."""
+        entry = self._latest.get(session_id)
+        if fresh or entry is None or entry["version"] < at_least:
+            entry = await self._read(session_id)
+            if entry is None:
+                return None
+        elif next(reversed(self._latest)) != session_id:
+            self._latest[session_id] = self._latest.pop(session_id)  # the most recently used goes last
+        key = (protocol, blocks)
+        frames = entry["frames"]
+        if key not in frames:
+            lengths = utf16_lengths(split_blocks(entry["html"])) if blocks else None
+            frames[key] = html_message(session_id, entry["version"], entry["html"], protocol, lengths)
+            self.encodes += 1
+            self._count(session_id, entry, len(frames[key]))
+        return entry["version"], frames[key]
+
+    async def patch(self, session_id, version):
+        """The html-patch frame from version-1 to `version` (computed once), or None if there is none."""
+        entry = self._latest.get(session_id)
+        if entry is None or entry["version"] != version or version < 2:
+            return None
+        if entry["patch"] is None:
+            entry["patch"] = asyncio.ensure_future(self._build_patch(session_id, entry))
+        return await asyncio.shield(entry["patch"])
+
+    async def _build_patch(self, session_id, entry):
+        try:
+            return await self._diff_versions(session_id, entry)
+        except Exception:
+            # A patch is an optimisation: clients get the full document instead.
+            log.exception("html-patch of session %s version %s failed", session_id, entry["version"])
+            return None
+
+    async def _diff_versions(self, session_id, entry):
+        version = entry["version"]
+        previous = entry["previous"]
+        if previous is None:
+            previous = await database_sync_to_async(revision_html)(session_id, version - 1)
+            if previous is None:
+                return None
+        _, full = await self.frame(session_id, 2, at_least=version, blocks=True)
+        # Diffing a long document takes a while: it runs beside the event loop, not in it.
+        frame = await asyncio.to_thread(build_patch, session_id, version, previous, entry["html"], len(full))
+        if self._latest.get(session_id) is entry:
+            self._count(session_id, entry, (len(frame) if frame else 0) - len(entry["previous"] or ""))
+        entry["previous"] = None  # the patch is built; the older HTML is no longer needed
+        self.encodes += 1
+        return frame
+
+    async def _read(self, session_id):
+        # Viewers woken by the same broadcast share one database read.
+        pending = self._reads.get(session_id)
+        if pending is None:
+            self.reads += 1
+            pending = asyncio.ensure_future(database_sync_to_async(stored_document)(session_id))
+            self._reads[session_id] = pending
+            pending.add_done_callback(lambda _: self._reads.pop(session_id, None))
+        row = await asyncio.shield(pending)
+        if row is None:
+            return None
+        version, html = row
+        entry = self._latest.get(session_id)
+        if entry is None or entry["version"] < version:
+            # The version before, kept when this process has html-patch clients for the session,
+            # spares a database read for the patch.
+            previous = None
+            if entry is not None and entry["version"] == version - 1 and any(k[1] for k in entry["frames"]):
+                previous = entry["html"]
+            self.forget(session_id)
+            entry = {
+                "version": version,
+                "html": html,
+                "frames": {},
+                "previous": previous,
+                "patch": None,
+                "bytes": 0,
+            }
+            self._latest[session_id] = entry
+            self._count(session_id, entry, len(html) + len(previous or ""))
+        return entry
+
+    def _count(self, session_id, entry, size):
+        """Add `size` to an entry's bytes, then drop the least recently used others beyond the bounds."""
+        entry["bytes"] += size
+        self._bytes += size
+        budget = settings.COLLAB_DOCUMENT_CACHE_BYTES
+        while len(self._latest) > 1 and (self._bytes > budget or len(self._latest) > self.MAX_SESSIONS):
+            oldest = next(iter(self._latest))
+            if oldest == session_id:
+                break
+            self.forget(oldest)
+
+    def forget(self, session_id):
+        """Drop a session's cached document (it ended, or room is needed)."""
+        entry = self._latest.pop(session_id, None)
+        if entry is not None:
+            self._bytes -= entry["bytes"]
+
+
+document_frames = DocumentFrames()
+
+
 class SessionHub:
-    """The sockets of one session in this process, fed by one channel-layer member."""
+    """The subscribers of one session in this process, fed by one channel-layer member."""
 
     def __init__(self, session_id, layer):
         self.session_id = session_id
         self.layer = layer
         self.group = session_group(session_id)
         self.loop = asyncio.get_running_loop()
-        self.members = {}  # consumer -> None, in the order they joined
+        self.subscribers = {}  # subscriber -> None, in the order they joined
         self.channel = None
         self.counts = None  # the presence counts last heard
         self.tasks = []
@@ -120,80 +256,95 @@ class SessionHub:
                 # The listener notices a failed layer itself.
 
     async def handle(self, message):
-        """Deliver a group message: documents and counts here, anything else by each socket's handler."""
+        """Deliver one group message; the types are those services.py broadcasts."""
         kind = message["type"]
         if kind == "session.html":
             await self.deliver_html(message["version"])
         elif kind == "session.presence":
             await self.deliver_presence((message["viewers"], message["publishers"]))
+        elif kind == "session.ended":
+            document_frames.forget(self.session_id)
+            for subscriber in list(self.subscribers):
+                await subscriber.session_ended(message["reason"])
+        elif kind == "token.revoked":
+            for subscriber in list(self.subscribers):
+                await subscriber.token_revoked(message["token_id"])
         else:
-            if kind == "session.ended":
-                documents.forget(self.session_id)
-            for member in list(self.members):
-                await member.handle_group_message(get_handler_name(message), message)
+            log.warning("session %s: group message %r ignored", self.session_id, kind)
 
-    async def deliver_html(self, version, members=None, catching_up=False):
-        """Send the newest document (at least `version`) to the sockets that lack it, encoded once.
+    async def current_document(self, subscriber, at_least=0, fresh=False):
+        """(version, frame) of the newest stored document as this subscriber takes it, or None if gone."""
+        found = await document_frames.frame(
+            self.session_id,
+            subscriber.protocol,
+            at_least=at_least,
+            fresh=fresh,
+            blocks=subscriber.takes_patches,
+        )
+        return None if found is None else (found[0], OutgoingFrame(found[1]))
 
-        Catching up (broadcasts may have been lost), the database is read afresh and sockets get
-        it only if it is newer than any version they have had or heard of.
+    async def deliver_html(self, version, subscribers=None, catching_up=False):
+        """Send the newest document (at least `version`) to the subscribers that lack it, encoded once.
+
+        Catching up (broadcasts may have been lost), the database is read afresh and subscribers
+        get it only if it is newer than any version they have had or heard of.
         """
         waiting = []
-        for member in members or list(self.members):
-            if not member.listening:
-                member.missed_version = max(member.missed_version, version)
-            elif member.sent_version < version or catching_up:
-                waiting.append(member)
+        for subscriber in subscribers or list(self.subscribers):
+            if not subscriber.listening:
+                subscriber.missed_version = max(subscriber.missed_version, version)
+            elif subscriber.sent_version < version or catching_up:
+                waiting.append(subscriber)
         if not waiting:
             return
         frames = {}  # (protocol, patches) -> (version, frame): one encoding per kind of socket
-        for member in waiting:
-            key = (member.protocol, member.takes_patches)
+        for subscriber in waiting:
+            key = (subscriber.protocol, subscriber.takes_patches)
             if key not in frames:
-                found = await documents.frame(
-                    self.session_id, key[0], at_least=version, fresh=catching_up and not frames, blocks=key[1]
+                found = await self.current_document(
+                    subscriber, at_least=version, fresh=catching_up and not frames
                 )
                 if found is None:
                     return
-                frames[key] = (found[0], OutgoingFrame(found[1]))
+                frames[key] = found
         patches = {}
-        for member in waiting:
-            current, frame = frames[member.protocol, member.takes_patches]
-            if catching_up and current <= member.version_heard:
+        for subscriber in waiting:
+            current, frame = frames[subscriber.protocol, subscriber.takes_patches]
+            if catching_up and current <= subscriber.version_heard:
                 continue
-            # A socket granted html-patch that holds the version before gets only the changes.
-            if member.takes_patches and member.sent_version == current - 1:
+            # A subscriber granted html-patch that holds the version before gets only the changes.
+            if subscriber.takes_patches and subscriber.sent_version == current - 1:
                 if current not in patches:
                     patches[current] = await self._patch(current)
                 if patches[current] is not None:
-                    await member.push_document(current, patches[current], full=frame)
+                    await subscriber.send_document(current, patches[current], full=frame)
                     continue
-            await member.push_document(current, frame)
+            await subscriber.send_document(current, frame)
 
     async def _patch(self, version):
         """The html-patch from the version before to `version`, or None when there is none."""
-        text = await documents.patch(self.session_id, version)
+        text = await document_frames.patch(self.session_id, version)
         return OutgoingFrame(text) if text is not None else None
 
-    async def deliver_presence(self, counts, members=None):
-        """Tell version 2 sockets the session's counts, if they differ from what each was told."""
-        if members is None:
+    async def deliver_presence(self, counts, subscribers=None):
+        """Tell version 2 subscribers the session's counts, if they differ from what each was told."""
+        if subscribers is None:
             self.counts = counts
         frame = None
-        for member in members or list(self.members):
-            if not member.listening or member.protocol < 2 or member.sent_presence == counts:
+        for subscriber in subscribers or list(self.subscribers):
+            if not subscriber.listening or subscriber.protocol < 2 or subscriber.sent_presence == counts:
                 continue
             if frame is None:
-                frame = OutgoingFrame(presence_text(self.session_id, counts))
-            await member.push_frame(frame, counts)
+                frame = OutgoingFrame(presence_message(self.session_id, *counts))
+            await subscriber.send_presence(frame, counts)
 
-    async def catch_up(self, member):
-        """A socket starts listening: send what it missed while it joined."""
-        member.listening = True
-        if member.missed_version > member.sent_version:
-            await self.deliver_html(member.missed_version, [member])
+    async def start_listening(self, subscriber):
+        """A greeted subscriber starts listening: send what it missed while it joined."""
+        subscriber.listening = True
+        if subscriber.missed_version > subscriber.sent_version:
+            await self.deliver_html(subscriber.missed_version, [subscriber])
         if self.counts is not None:
-            await self.deliver_presence(self.counts, [member])
+            await self.deliver_presence(self.counts, [subscriber])
 
 
 class SessionHubs:
@@ -202,23 +353,24 @@ class SessionHubs:
     def __init__(self):
         self._hubs = {}
 
-    async def join(self, member):
-        """Add a socket to its session's hub, starting the hub (and its group membership) if needed."""
-        hub = self._hubs.get(member.session_id)
+    async def join(self, subscriber):
+        """Add a subscriber to its session's hub, starting the hub (and its group membership) if needed."""
+        session_id = subscriber.session_id
+        hub = self._hubs.get(session_id)
         if hub is None or hub.loop is not asyncio.get_running_loop():
-            hub = self._hubs[member.session_id] = SessionHub(member.session_id, get_channel_layer())
-        hub.members[member] = None
+            hub = self._hubs[session_id] = SessionHub(session_id, get_channel_layer())
+        hub.subscribers[subscriber] = None
         try:
             await asyncio.shield(hub.started)
         except Exception:
-            self.leave(member, hub)
+            self.leave(subscriber, hub)
             raise
         return hub
 
-    def leave(self, member, hub):
-        """Remove a socket; the hub leaves the group with the session's last socket here."""
-        hub.members.pop(member, None)
-        if not hub.members and self._hubs.get(hub.session_id) is hub:
+    def leave(self, subscriber, hub):
+        """Remove a subscriber; the hub leaves the group with the session's last socket here."""
+        hub.subscribers.pop(subscriber, None)
+        if not hub.subscribers and self._hubs.get(hub.session_id) is hub:
             del self._hubs[hub.session_id]
             hub.stop()
 

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 
 from django.conf import settings
 
-from .refreshing import Refresher
+from .redis_tasks import Refresher, WaitingClient
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ class RedisPresence:
         self.url = url
         self.prefix = prefix
         self._members = {}  # channel name -> (session id, role), this process's sockets
-        self._clients = {}  # event loop -> redis client
+        # A crowd joining at once waits for one of a few connections instead of failing.
+        self._client = WaitingClient(url, timeout=10)
         self._refresher = Refresher(
             REFRESH, self.refresh_and_announce, lambda: bool(self._members), "presence"
         )
@@ -71,19 +72,6 @@ class RedisPresence:
 
     def key(self, session_id, role):
         return f"{self.prefix}:presence:{session_id}:{role}"
-
-    def _client(self):
-        import redis.asyncio
-
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            # A crowd joining at once waits for one of a few connections instead of failing
-            # with "Too many connections" (redis-py's plain pool refuses beyond 100).
-            pool = redis.asyncio.BlockingConnectionPool.from_url(self.url, max_connections=20, timeout=10)
-            self._clients = {loop: redis.asyncio.Redis(connection_pool=pool)}
-            client = self._clients[loop]
-        return client
 
     async def join(self, session_id, role, channel_name):
         """Count a socket that joined a session."""

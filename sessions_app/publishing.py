@@ -1,4 +1,4 @@
-"""Per-process conversion queue: one conversion per session at a time, latest update wins."""
+"""Each process's queue of updates to convert and store: one conversion per session at a time, latest wins."""
 
 import asyncio
 import logging
@@ -58,14 +58,14 @@ class _Job:
     future: asyncio.Future = field(repr=False)
 
 
-class SessionPublisher:
-    """Runs one session's conversions in order; a waiting update is replaced by a newer one."""
+class UpdateQueue:
+    """Runs each session's conversions in order; a waiting update is replaced by a newer one."""
 
     def __init__(self):
         self._waiting = {}
         self._running = {}
 
-    async def publish(self, session_id, content, payload_type):
+    async def convert_and_store(self, session_id, content, payload_type):
         """Convert and store an update; the new version, or SUPERSEDED if a newer update replaced it."""
         future = asyncio.get_running_loop().create_future()
         replaced = self._waiting.get(session_id)
@@ -93,4 +93,4 @@ class SessionPublisher:
             self._running.pop(session_id, None)
 
 
-publisher = SessionPublisher()
+update_queue = UpdateQueue()

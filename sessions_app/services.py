@@ -199,9 +199,3 @@ def do_revoke_token(token):
         SessionToken.objects.filter(pk=token.pk).update(revoked=True)
         token.revoked = True
         broadcast_on_commit(token.session_id, {"type": "token.revoked", "token_id": token.pk})
-
-
-def current_document(session_id):
-    """(version, html) of a session as stored, or None if it does not exist."""
-    row = CollabSession.objects.filter(pk=session_id).values_list("version", "html").first()
-    return tuple(row) if row else None

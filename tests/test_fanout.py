@@ -11,8 +11,8 @@ import socket
 
 import pytest
 
-from sessions_app.documents import documents
-from sessions_app.patches import apply_patch
+from sessions_app.html_patch import apply_patch
+from sessions_app.hub import document_frames
 from sessions_app.services import do_create_session
 from tests.documents import flat_opc
 from tests.sockets import join
@@ -138,14 +138,14 @@ async def test_a_broadcast_to_many_viewers_is_read_and_encoded_once(session):
     await receive(word, "get-html")
     for viewer in viewers:
         await receive(viewer, "get-html")
-    reads, encodes = documents.reads, documents.encodes
+    reads, encodes = document_frames.reads, document_frames.encodes
     await publish(word, "<p>first</p><p>second</p>")
     await receive(word, "get-html")
     for viewer in viewers:
         await receive(viewer, "get-html", "html-patch")
-    assert documents.reads - reads == 1
+    assert document_frames.reads - reads == 1
     # The plain full frame, the full frame with block lengths (a patch's fallback), the patch.
-    assert documents.encodes - encodes == 3
+    assert document_frames.encodes - encodes == 3
     for communicator in (*viewers, word):
         await communicator.disconnect()
 

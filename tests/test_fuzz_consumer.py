@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collab.asgi import application
-from sessions_app.consumers import CLOSING_ERRORS, ERROR_TEXTS
+from sessions_app.protocol import CLOSING_ERRORS, ERROR_TEXTS
 from sessions_app.services import do_create_session
 from tests.documents import flat_opc
 

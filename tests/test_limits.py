@@ -1,11 +1,12 @@
-"""Per-socket message rates and per-address and per-token connection limits (sessions_app/limits.py)."""
+"""Per-socket message rates (access.py) and per-address and per-token connection limits."""
 
 import asyncio
 import secrets
 
 import pytest
 
-from sessions_app.limits import LocalConnections, MessageRate, RedisConnections, client_address
+from sessions_app.access import MessageRate
+from sessions_app.connection_limits import LocalConnections, RedisConnections, client_address
 from sessions_app.services import do_create_session
 from tests.documents import flat_opc
 from tests.sockets import TIMEOUT, join, open_socket, receive, send

@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 
 from conversion import ConversionError
 from sessions_app.models import CollabSession
-from sessions_app.publishing import SUPERSEDED, SessionPublisher
+from sessions_app.publishing import SUPERSEDED, UpdateQueue
 from sessions_app.services import SessionUnavailable, do_create_session
 from tests.documents import flat_opc
 
@@ -20,9 +20,9 @@ def session_id():
 
 
 async def test_waiting_update_is_replaced_by_newer_one(session_id):
-    publisher = SessionPublisher()
+    queue = UpdateQueue()
     results = await asyncio.gather(
-        *(publisher.publish(session_id, flat_opc(f"Edit {n}"), "ooxml") for n in range(1, 4))
+        *(queue.convert_and_store(session_id, flat_opc(f"Edit {n}"), "ooxml") for n in range(1, 4))
     )
     # The first starts converting at once; the second waits and is replaced by the third.
     assert results[-1] is not SUPERSEDED
@@ -33,26 +33,26 @@ async def test_waiting_update_is_replaced_by_newer_one(session_id):
 
 
 async def test_sequential_updates_each_get_a_version(session_id):
-    publisher = SessionPublisher()
-    versions = [await publisher.publish(session_id, flat_opc(f"Edit {n}"), "ooxml") for n in range(3)]
+    queue = UpdateQueue()
+    versions = [await queue.convert_and_store(session_id, flat_opc(f"Edit {n}"), "ooxml") for n in range(3)]
     assert versions == [1, 2, 3]
 
 
 async def test_sessions_do_not_wait_for_each_other(session_id):
     other = (await sync_to_async(do_create_session)("Other"))[0].id
-    publisher = SessionPublisher()
+    queue = UpdateQueue()
     first, second = await asyncio.gather(
-        publisher.publish(session_id, flat_opc("One"), "ooxml"),
-        publisher.publish(other, flat_opc("Two"), "ooxml"),
+        queue.convert_and_store(session_id, flat_opc("One"), "ooxml"),
+        queue.convert_and_store(other, flat_opc("Two"), "ooxml"),
     )
     assert (first, second) == (1, 1)
 
 
 async def test_failed_conversion_changes_nothing(session_id):
-    publisher = SessionPublisher()
-    await publisher.publish(session_id, flat_opc("Good"), "ooxml")
+    queue = UpdateQueue()
+    await queue.convert_and_store(session_id, flat_opc("Good"), "ooxml")
     with pytest.raises(ConversionError):
-        await publisher.publish(session_id, "<not a package", "ooxml")
+        await queue.convert_and_store(session_id, "<not a package", "ooxml")
     stored = await sync_to_async(CollabSession.objects.get)(pk=session_id)
     assert (stored.version, stored.html) == (1, "<p>Good</p>")
     assert await sync_to_async(stored.revisions.count)() == 1
@@ -61,14 +61,14 @@ async def test_failed_conversion_changes_nothing(session_id):
 async def test_ended_session_cannot_publish(session_id):
     await sync_to_async(CollabSession.objects.filter(pk=session_id).update)(status="ended")
     with pytest.raises(SessionUnavailable):
-        await SessionPublisher().publish(session_id, flat_opc("Late"), "ooxml")
+        await UpdateQueue().convert_and_store(session_id, flat_opc("Late"), "ooxml")
 
 
 async def test_revisions_are_capped(session_id, settings):
     settings.COLLAB_MAX_REVISIONS = 2
-    publisher = SessionPublisher()
+    queue = UpdateQueue()
     for n in range(4):
-        await publisher.publish(session_id, flat_opc(f"Edit {n}"), "ooxml")
+        await queue.convert_and_store(session_id, flat_opc(f"Edit {n}"), "ooxml")
     stored = await sync_to_async(CollabSession.objects.get)(pk=session_id)
     versions = await sync_to_async(list)(stored.revisions.values_list("version", flat=True))
     assert sorted(versions) == [3, 4]

@@ -1,69 +1,25 @@
-"""Adaptations of daphne's WebSocket layer, applied when the application is imported.
+"""Writing to signed-in sockets: each one's Subscriber, and under daphne its DirectSocket and DocumentOutbox.
 
-- The size cap follows COLLAB_MAX_MESSAGE_BYTES, however daphne is started. Daphne 4.2.2+
-  caps messages at 1 MiB unless started with flags; deployers type
-  `daphne collab.asgi:application`, so the cap is raised here, and an oversized message is
-  refused the protocol's way (E1009).
-- Each socket's application finds a DirectSocket in its scope's extensions: the session
-  hub writes one pre-framed broadcast to thousands of them, and each one's DocumentOutbox
-  keeps a slow viewer from holding up the others or growing the server's memory.
+A session's hub (hub.py) talks to Subscribers only: each knows the version its socket holds,
+its protocol and features, whether it listens yet, and how to write to it. Under daphne a
+write is the same pre-framed bytes handed to the socket's transport (DirectSocket), held
+back by the socket's DocumentOutbox while a slow viewer's buffer is full; without daphne
+(the WebsocketCommunicator tests) it is the ASGI send.
 """
 
-import json
 import time
 
-from django.conf import settings
+from .protocol import (
+    HTML_PATCH,
+    NORMAL_CLOSURE,
+    TOO_SLOW,
+    TOO_SLOW_REASON,
+    UNAUTHORISED,
+    end_session_message,
+    refusal_frames,
+    session_closed_message,
+)
 
-
-def oversized_refusal(limit):
-    """The E1009 error and session-closed frames sent before closing an oversized socket."""
-    error = {
-        "Origin": "server",
-        "SessionId": None,
-        "Action": "Unknown",
-        "Content": f"Message too large: limit {limit} bytes",
-        "Success": False,
-        "ErrorCode": "E1009",
-    }
-    closed = {**error, "Action": "session-closed", "Content": "Message too large", "Success": True}
-    del closed["ErrorCode"]
-    return json.dumps(error).encode(), json.dumps(closed).encode()
-
-
-def apply_message_limit():
-    """Make daphne's WebSocket factory use collab's limit and answer E1009 above it."""
-    try:
-        from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
-    except ImportError:  # not running under daphne
-        return
-    if getattr(WebSocketFactory, "collab_limit_applied", False):
-        return
-    limit = settings.COLLAB_MAX_MESSAGE_BYTES
-    set_options = WebSocketFactory.setProtocolOptions
-
-    def set_protocol_options(self, *args, **kwargs):
-        if "maxMessagePayloadSize" in kwargs or "maxFramePayloadSize" in kwargs:
-            kwargs["maxMessagePayloadSize"] = limit
-            kwargs["maxFramePayloadSize"] = limit
-        set_options(self, *args, **kwargs)
-
-    def refuse_oversized(self, size, max_size, reason):
-        if self.state == self.STATE_OPEN:
-            for frame in oversized_refusal(limit):
-                self.sendMessage(frame, isBinary=False)
-        # A clean close instead of autobahn's default drop, so the frames above arrive;
-        # failedByMe makes autobahn ignore the rest of the oversized message.
-        self.failedByMe = True
-        self.sendCloseFrame(code=4413, reasonUtf8=b"Message too large", isReply=False)
-
-    WebSocketFactory.setProtocolOptions = set_protocol_options
-    WebSocketProtocol._max_message_size_exceeded = refuse_oversized
-    WebSocketFactory.collab_limit_applied = True
-
-
-# Close code for a viewer that cannot keep up (4000 + HTTP 408), after a session-closed reason.
-TOO_SLOW = 4408
-TOO_SLOW_REASON = "Connection too slow: reconnect to get the current version"
 # How often a socket holding back a document checks whether its buffer has drained.
 DRAIN_POLL_SECONDS = 0.2
 # The ASGI scope extension through which a consumer reaches its daphne socket directly.
@@ -147,7 +103,7 @@ def send_now(transport, data):
 class DirectSocket:
     """One daphne socket, written from the event loop without the ASGI send round trip.
 
-    A session's hub (sessions_app/hub.py) writes one broadcast to thousands of these: each
+    A session's hub (hub.py) writes one broadcast to thousands of these: each
     write is the same pre-framed bytes handed to the socket's transport, as a relay written
     on the websockets library does. Daphne runs Twisted on the asyncio loop, so this is the
     same thread that daphne's own send path writes from.
@@ -232,14 +188,7 @@ class DocumentOutbox:
     def _close_too_slow(self):
         session_id = self.waiting[2]
         self.waiting = None
-        closed = {
-            "Origin": "server",
-            "SessionId": session_id,
-            "Action": "session-closed",
-            "Content": TOO_SLOW_REASON,
-            "Success": True,
-        }
-        self.protocol.serverSend(json.dumps(closed), False)
+        self.protocol.serverSend(session_closed_message(session_id, TOO_SLOW_REASON), False)
         # Behind the backlog these may never be read: autobahn then drops the TCP connection
         # when its close handshake times out, which frees the buffer either way.
         self.protocol.serverClose(code=TOO_SLOW)
@@ -257,32 +206,97 @@ class DocumentOutbox:
         return reactor
 
 
-def offer_direct_sockets():
-    """Give each WebSocket's application a DirectSocket, in its scope's extensions, under daphne."""
-    try:
-        from daphne.server import Server
-        from daphne.ws_protocol import WebSocketProtocol
-    except ImportError:  # not running under daphne
-        return
-    if getattr(Server, "collab_direct_sockets", False):
-        return
-    limit = settings.COLLAB_SEND_BUFFER_BYTES
-    patience = settings.COLLAB_SLOW_VIEWER_SECONDS
-    create_application = Server.create_application
-    on_close = WebSocketProtocol.onClose
+class Subscriber:
+    """One signed-in socket as its session's hub sees it: what it holds and takes, and how to write to it.
 
-    def create_application_with_socket(self, protocol, scope):
-        if scope.get("type") == "websocket":
-            direct = protocol.collab_direct = DirectSocket(protocol, limit, patience)
-            scope.setdefault("extensions", {})[DIRECT_SOCKET] = {"socket": direct}
-        return create_application(self, protocol, scope)
+    The consumer makes one after sign-in and hands it the two ways it writes: `send_text`,
+    the ASGI send of one text frame, and `close`, which sends frames, then closes the socket
+    with a code and stops the consumer.
+    """
 
-    def close_outbox(self, was_clean, code, reason):
-        direct = self.__dict__.get("collab_direct")
-        if direct is not None:
-            direct.outbox.cancel()
-        on_close(self, was_clean, code, reason)
+    __slots__ = (
+        "session_id",
+        "token_id",
+        "protocol",
+        "features",
+        "takes_patches",
+        "version_at_sign_in",
+        "direct",
+        "send_text",
+        "close",
+        "listening",
+        "missed_version",
+        "sent_version",
+        "sent_presence",
+        "stopped",
+    )
 
-    Server.create_application = create_application_with_socket
-    WebSocketProtocol.onClose = close_outbox
-    Server.collab_direct_sockets = True
+    def __init__(
+        self, session_id, token_id, protocol, features, version_at_sign_in, direct, send_text, close
+    ):
+        self.session_id = session_id
+        self.token_id = token_id
+        self.protocol = protocol
+        self.features = features
+        self.takes_patches = HTML_PATCH in features
+        self.version_at_sign_in = version_at_sign_in
+        self.direct = direct  # the socket's DirectSocket under daphne, else None
+        self.send_text = send_text
+        self.close = close
+        self.listening = False  # the hub writes to the socket only once it is greeted
+        self.missed_version = -1  # a version broadcast while the socket was being greeted
+        self.sent_version = -1
+        self.sent_presence = None
+        self.stopped = False
+
+    @property
+    def version_heard(self):
+        """The newest version this socket has had, or was current when it signed in."""
+        return max(self.sent_version, self.version_at_sign_in)
+
+    def stop(self):
+        """Write nothing more: the socket is closing."""
+        self.stopped = True
+
+    def holds(self, version):
+        """The client already shows this version (its LastVersion): the next one can reach it as a patch."""
+        self.sent_version = version
+
+    async def send_document(self, version, frame, full=None, force=False):
+        """Send a get-html (or, with `full`, html-patch) frame; versions never go down for one socket.
+
+        Under daphne the frame goes straight to the socket's DocumentOutbox, which holds it
+        back for a newer one while the socket is backed up, and which needs the full frame
+        in place of a patch whose base the socket never got.
+        """
+        if self.stopped or version < self.sent_version or (version == self.sent_version and not force):
+            return
+        self.sent_version = version
+        if self.direct is None:
+            await self.send_text(frame.text)
+            return
+        self.direct.send_document(frame, version, self.session_id, full)
+
+    async def send_presence(self, frame, counts):
+        """Send presence counts, encoded once for the whole session by the hub."""
+        if self.stopped:
+            return
+        self.sent_presence = counts
+        if self.direct is None:
+            await self.send_text(frame.text)
+        else:
+            self.direct.send_frame(frame)
+
+    async def session_ended(self, reason):
+        """The session ended: say so, then close normally."""
+        if not self.stopped:
+            frames = [
+                end_session_message(self.session_id, reason),
+                session_closed_message(self.session_id, reason),
+            ]
+            await self.close(frames, NORMAL_CLOSURE)
+
+    async def token_revoked(self, token_id):
+        """A token was revoked: a socket using it is refused at once."""
+        if token_id == self.token_id and not self.stopped:
+            await self.close(refusal_frames(self.session_id, "E1003"), UNAUTHORISED)

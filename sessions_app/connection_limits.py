@@ -1,8 +1,4 @@
-"""Rate and connection limits for WebSocket clients (README "Limits").
-
-Each socket may send COLLAB_RATE_LIMIT_MESSAGES frames per COLLAB_RATE_LIMIT_WINDOW seconds,
-in bursts of up to COLLAB_RATE_LIMIT_BURST (a token bucket); a frame over the limit is
-answered with E1011 and dropped, and the socket stays open.
+"""How many WebSocket connections one client address or one token may hold (README "Limits").
 
 Connections are counted per client address and per token. With REDIS_URL the counts are
 shared by every server process through one Redis sorted set per address or token, scored by
@@ -12,7 +8,6 @@ its own sockets. When Redis does not answer, connections are let in: the limits 
 against abuse and must not turn a Redis outage into an outage of the viewers.
 """
 
-import asyncio
 import ipaddress
 import logging
 import time
@@ -20,7 +15,7 @@ from collections import Counter
 
 from django.conf import settings
 
-from .refreshing import Refresher
+from .redis_tasks import Refresher, WaitingClient
 
 log = logging.getLogger(__name__)
 
@@ -29,38 +24,6 @@ REFRESH = 20
 TTL = 60
 # A connection check must never hold a handshake long when Redis is slow or gone.
 REDIS_TIMEOUT = 1.0
-
-
-class MessageRate:
-    """A token bucket for one socket's frames."""
-
-    def __init__(self, messages, window, burst, clock=time.monotonic):
-        self.rate = messages / window if messages else 0
-        self.capacity = max(burst, 1)
-        self.tokens = float(self.capacity)
-        self.clock = clock
-        self.updated = clock()
-
-    @classmethod
-    def from_settings(cls):
-        """The bucket the settings describe."""
-        return cls(
-            settings.COLLAB_RATE_LIMIT_MESSAGES,
-            settings.COLLAB_RATE_LIMIT_WINDOW,
-            settings.COLLAB_RATE_LIMIT_BURST,
-        )
-
-    def allow(self):
-        """Whether one more frame may be handled now; takes a token if so."""
-        if not self.rate:
-            return True
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
 
 
 def client_address(scope):
@@ -133,30 +96,14 @@ class RedisConnections:
         self.url = url
         self.prefix = prefix
         self._members = {}  # (key, member) of this process's connections
-        self._clients = {}  # event loop -> redis client
+        # A crowd connecting at once waits its turn: a refused check would let the connection in.
+        self._client = WaitingClient(
+            url, timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+        )
         self._refresher = Refresher(REFRESH, self.refresh, lambda: bool(self._members), "connection counts")
 
     def redis_key(self, key):
         return f"{self.prefix}:limits:{key}"
-
-    def _client(self):
-        import redis.asyncio
-
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            # A crowd connecting at once waits its turn for one of a few connections: redis-py's
-            # plain pool refuses beyond 100, and a refused check would let the connection in.
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=20,
-                timeout=REDIS_TIMEOUT,
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-            )
-            client = redis.asyncio.Redis(connection_pool=pool)
-            self._clients = {loop: client}
-        return client
 
     async def acquire(self, key, member, limit):
         """Count a connection under `key` unless `limit` are already there, in any process."""

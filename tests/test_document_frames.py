@@ -1,4 +1,4 @@
-"""The per-process cache of current documents (sessions_app/documents.py): bounded, oldest use first."""
+"""The per-process cache of current documents (sessions_app/hub.py): bounded, oldest use first."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversion import Converted
-from sessions_app.documents import DocumentCache
+from sessions_app.hub import DocumentFrames
 from sessions_app.services import do_create_session, do_publish_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,7 +30,7 @@ async def content(cache, session_id):
 async def test_the_least_recently_used_document_makes_room_and_is_read_again(settings):
     # Room for about two documents with their frames, not three.
     settings.COLLAB_DOCUMENT_CACHE_BYTES = 9_000
-    cache = DocumentCache()
+    cache = DocumentFrames()
     first, second, third = [await session_with(PARAGRAPH + f"<p>{n}</p>") for n in range(3)]
     assert await content(cache, first) == PARAGRAPH + "<p>0</p>"
     assert await content(cache, second) == PARAGRAPH + "<p>1</p>"
@@ -46,7 +46,7 @@ async def test_the_least_recently_used_document_makes_room_and_is_read_again(set
 
 async def test_a_document_larger_than_the_budget_is_still_served(settings):
     settings.COLLAB_DOCUMENT_CACHE_BYTES = 1_000
-    cache = DocumentCache()
+    cache = DocumentFrames()
     big = await session_with(PARAGRAPH * 3)
     other = await session_with(PARAGRAPH)
     assert await content(cache, big) == PARAGRAPH * 3

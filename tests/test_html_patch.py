@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessions_app.patches import PatchError, apply_patch, checksum, diff_blocks, split_blocks, utf16_lengths
+from sessions_app.html_patch import (
+    PatchError,
+    apply_patch,
+    checksum,
+    diff_blocks,
+    split_blocks,
+    utf16_lengths,
+)
 
 # Top-level blocks as nh3-sanitised mammoth output has them, with awkward text on purpose.
 TEXTS = ["plain", "a &amp; b", "x < y > z", "naïve ünïcode", "emoji 😀 𝄞", "", "  spaced  ", "line\nbreak"]

@@ -1,4 +1,4 @@
-"""autobahn under collab: debug log text is built only when a line is written (collab/handshakes.py)."""
+"""autobahn under collab: debug log text is built only when a line is written (daphne_adaptations.py)."""
 
 import asyncio
 import base64

@@ -1,0 +1,157 @@
+"""collab's adaptations of daphne and autobahn: `install()` applies them when the application is imported.
+
+- **Message cap.** Daphne 4.2.2+ caps WebSocket messages at 1 MiB unless started with flags;
+  deployers type `daphne collab.asgi:application`, so the cap follows
+  COLLAB_MAX_MESSAGE_BYTES however daphne is started, and an oversized message is refused
+  the protocol's way (E1009, session-closed, close code 4413).
+- **Direct sockets.** Each WebSocket's application finds a DirectSocket (delivery.py) in its
+  scope's extensions: the session hub writes one pre-framed broadcast to thousands of them.
+- **Lazy debug text.** autobahn builds the text of its debug log lines before calling the
+  logger, even when debug logging is off: on every connection it pretty-prints its whole
+  option set (`pformat`) and colours names for several lines (`hltype`, `hlval`), and two
+  more for every chunk received or sent. Those three names, as autobahn's WebSocket modules
+  see them, build their text only when a line is written, so lines read as before when
+  debug logging is on.
+
+Each adaptation leaves alone a process without daphne, and is applied once however often
+`install()` is called.
+"""
+
+import pprint
+
+from django.conf import settings
+
+from .delivery import DIRECT_SOCKET, DirectSocket
+from .protocol import ERROR_TEXTS, TOO_LARGE, refusal_frames
+
+
+def install():
+    """Apply every adaptation; a process without daphne is left as it is."""
+    apply_message_limit()
+    offer_direct_sockets()
+    apply_lazy_debug_text()
+
+
+def apply_message_limit():
+    """Make daphne's WebSocket factory use collab's limit and answer E1009 above it."""
+    try:
+        from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+    except ImportError:  # not running under daphne
+        return
+    if getattr(WebSocketFactory, "collab_limit_applied", False):
+        return
+    limit = settings.COLLAB_MAX_MESSAGE_BYTES
+    set_options = WebSocketFactory.setProtocolOptions
+
+    def set_protocol_options(self, *args, **kwargs):
+        if "maxMessagePayloadSize" in kwargs or "maxFramePayloadSize" in kwargs:
+            kwargs["maxMessagePayloadSize"] = limit
+            kwargs["maxFramePayloadSize"] = limit
+        set_options(self, *args, **kwargs)
+
+    # The transport does not know the socket's session: the refusal carries SessionId null.
+    refusal = [frame.encode() for frame in refusal_frames(None, "E1009", detail=f"limit {limit} bytes")]
+
+    def refuse_oversized(self, size, max_size, reason):
+        if self.state == self.STATE_OPEN:
+            for frame in refusal:
+                self.sendMessage(frame, isBinary=False)
+        # A clean close instead of autobahn's default drop, so the frames above arrive;
+        # failedByMe makes autobahn ignore the rest of the oversized message.
+        self.failedByMe = True
+        self.sendCloseFrame(code=TOO_LARGE, reasonUtf8=ERROR_TEXTS["E1009"].encode(), isReply=False)
+
+    WebSocketFactory.setProtocolOptions = set_protocol_options
+    WebSocketProtocol._max_message_size_exceeded = refuse_oversized
+    WebSocketFactory.collab_limit_applied = True
+
+
+def offer_direct_sockets():
+    """Give each WebSocket's application a DirectSocket, in its scope's extensions, under daphne."""
+    try:
+        from daphne.server import Server
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:  # not running under daphne
+        return
+    if getattr(Server, "collab_direct_sockets", False):
+        return
+    limit = settings.COLLAB_SEND_BUFFER_BYTES
+    patience = settings.COLLAB_SLOW_VIEWER_SECONDS
+    create_application = Server.create_application
+    on_close = WebSocketProtocol.onClose
+
+    def create_application_with_socket(self, protocol, scope):
+        if scope.get("type") == "websocket":
+            direct = protocol.collab_direct = DirectSocket(protocol, limit, patience)
+            scope.setdefault("extensions", {})[DIRECT_SOCKET] = {"socket": direct}
+        return create_application(self, protocol, scope)
+
+    def close_outbox(self, was_clean, code, reason):
+        direct = self.__dict__.get("collab_direct")
+        if direct is not None:
+            direct.outbox.cancel()
+        on_close(self, was_clean, code, reason)
+
+    Server.create_application = create_application_with_socket
+    WebSocketProtocol.onClose = close_outbox
+    Server.collab_direct_sockets = True
+
+
+class TextWhenLogged:
+    """The text `function(*args, **kwargs)`, built only when a log line formats it."""
+
+    __slots__ = ("function", "args", "kwargs")
+
+    def __init__(self, function, args, kwargs):
+        self.function = function
+        self.args = args
+        self.kwargs = kwargs
+
+    def __str__(self):
+        return self.function(*self.args, **self.kwargs)
+
+    def __repr__(self):
+        return repr(str(self))
+
+    def __format__(self, spec):
+        return format(str(self), spec)
+
+
+def formatted_when_logged(function):
+    """A stand-in for `function` whose text is built only when it is formatted."""
+
+    def stand_in(*args, **kwargs):
+        return TextWhenLogged(function, args, kwargs)
+
+    stand_in.__name__ = function.__name__
+    stand_in.__wrapped__ = function
+    return stand_in
+
+
+def timings_text(timings):
+    """autobahn's Timings.__str__, the one use of pformat there outside a log line: it must stay a str."""
+    return pprint.pformat(timings._timings)
+
+
+def apply_lazy_debug_text():
+    """Make autobahn build the text of its debug log lines only when they are written."""
+    try:
+        from autobahn import util
+        from autobahn.twisted import websocket as twisted_websocket
+        from autobahn.websocket import protocol
+    except ImportError:  # not running under daphne
+        return
+    if getattr(protocol, "collab_lazy_debug_text_applied", False):
+        return
+    protocol.Timings.__str__ = timings_text
+    stand_ins = {
+        "pformat": formatted_when_logged(pprint.pformat),
+        "hltype": formatted_when_logged(util.hltype),
+        "hlval": formatted_when_logged(util.hlval),
+    }
+    # Every other use of these names in the two modules is an argument of a log call.
+    for module in (protocol, twisted_websocket):
+        for name, stand_in in stand_ins.items():
+            if hasattr(module, name):
+                setattr(module, name, stand_in)
+    protocol.collab_lazy_debug_text_applied = True

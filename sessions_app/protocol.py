@@ -1,0 +1,251 @@
+"""The wire format of PROTOCOL.md: actions, error codes and close codes, every server message, client frames.
+
+Nothing else in the house writes a server envelope (`"Origin": "server"`) or an error text:
+the consumer, the hub, the socket delivery and the daphne adaptations all build their
+frames here. Builders return JSON text, ready to be framed once and sent to many sockets.
+"""
+
+import json
+
+from conversion import PAYLOAD_TYPES
+
+# Client actions (matched case-insensitively) and server-only actions.
+INIT = "init"
+UPDATE = "update-ooxml"
+GET_HTML = "get-html"
+END_SESSION = "end-session"
+PING = "ping"
+PONG = "pong"
+PRESENCE = "presence"
+SESSION_CLOSED = "session-closed"
+HTML_PATCH = "html-patch"  # the version 2 extension, and the action of its messages
+UNKNOWN = "Unknown"  # the Action of an error about a frame with no readable action
+
+ROLES = ("word", "client")
+DEFAULT_PAYLOAD_TYPE = "ooxml"
+EXTENSIONS = frozenset({HTML_PATCH})
+
+ERROR_TEXTS = {
+    "E1001": "Session not found",
+    "E1002": "Missing authentication token",
+    "E1003": "Invalid token",
+    "E1004": "Invalid action",
+    "E1006": "Session expired or removed",
+    "E1007": "Socket not authenticated",
+    "E1008": "Action not allowed for this token",
+    "E1009": "Message too large",
+    "E1010": "Malformed message",
+    "E1011": "Too many messages",
+    "E1012": "Authentication timeout",
+    "E2001": "Error processing message",
+    "E2002": "Conversion error",
+}
+
+# Close codes: 1000 for a normal end, else 4000 plus the HTTP-like status (section 3).
+NORMAL_CLOSURE = 1000
+UNAUTHORISED = 4401
+TOO_SLOW = 4408
+GONE = 4410
+TOO_LARGE = 4413
+TOO_MANY_CONNECTIONS = 4429
+SERVER_FAULT = 4500
+
+# Errors after which the server closes the socket, with the close code that follows them.
+CLOSING_ERRORS = {
+    "E1001": UNAUTHORISED,
+    "E1002": UNAUTHORISED,
+    "E1003": UNAUTHORISED,
+    "E1006": GONE,
+    "E1007": UNAUTHORISED,
+    "E1009": TOO_LARGE,
+    "E1012": UNAUTHORISED,
+}
+
+# The reasons session-closed gives when the server closes for something other than an error.
+SERVER_ERROR = "Server error, reconnect later"
+DATABASE_UNAVAILABLE = "database unavailable"
+TOO_SLOW_REASON = "Connection too slow: reconnect to get the current version"
+TOO_MANY_FROM_ADDRESS = "Too many connections from this address"
+TOO_MANY_WITH_TOKEN = "Too many connections with this token"  # noqa: S105 - words, not a secret
+EMPTY_DOCUMENT = "the document is empty"
+
+# Session ids a refusal may echo back: as long as any id can be.
+MAX_ECHOED_SESSION_ID = 64
+
+
+class ProtocolError(Exception):
+    """A client frame the protocol refuses: the error code, the action it concerned, a detail."""
+
+    def __init__(self, code, action=UNKNOWN, detail=None):
+        super().__init__(code, action, detail)
+        self.code = code
+        self.action = action
+        self.detail = detail
+
+    @property
+    def closes(self):
+        """Whether the socket is closed after this error."""
+        return self.code in CLOSING_ERRORS
+
+
+# Client frames
+
+
+def parse_frame(text, max_bytes):
+    """The JSON object of one client frame and its action in lower case; ProtocolError if malformed."""
+    if text is None:
+        raise ProtocolError("E1010", detail="binary frames are not accepted")
+    if too_large(text, max_bytes):
+        raise ProtocolError("E1009", detail=f"limit {max_bytes} bytes")
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python's stack
+        message = None
+    if not isinstance(message, dict):
+        raise ProtocolError("E1010", detail="expected one JSON object")
+    action = message.get("Action")
+    if not isinstance(action, str) or not action:
+        raise ProtocolError("E1010", detail="Action is missing")
+    return message, action.lower()
+
+
+def too_large(text, max_bytes):
+    """Whether a frame exceeds `max_bytes` in UTF-8, without encoding small frames."""
+    if len(text) * 4 <= max_bytes:
+        return False
+    return len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes
+
+
+def protocol_version(message):
+    """The protocol version a first message asks for: 2 with `"Protocol": 2` or more, else 1."""
+    requested = message.get("Protocol")
+    return 2 if isinstance(requested, int) and not isinstance(requested, bool) and requested >= 2 else 1
+
+
+def requested_role(message):
+    """The first message's Origin if it names a role, else None."""
+    role = message.get("Origin")
+    return role if role in ROLES else None
+
+
+def granted_features(message, protocol):
+    """The extensions of a first message's "Features" this server grants (version 2 only)."""
+    requested = message.get("Features")
+    if protocol < 2 or not isinstance(requested, list):
+        return frozenset()
+    return frozenset(feature for feature in requested if feature in EXTENSIONS)
+
+
+def update_payload(message):
+    """(content, payload type) of an update-ooxml message; ProtocolError when it cannot be converted."""
+    content = message.get("Content")
+    payload_type = message.get("PayloadType") or DEFAULT_PAYLOAD_TYPE
+    if not isinstance(content, str) or not isinstance(payload_type, str):
+        raise ProtocolError("E1010", UPDATE, "Content must be a string")
+    payload_type = payload_type.lower()
+    if payload_type not in PAYLOAD_TYPES:
+        raise ProtocolError("E2002", UPDATE, "unsupported PayloadType")
+    if is_empty_document(content):
+        raise ProtocolError("E2002", UPDATE, EMPTY_DOCUMENT)
+    return content, payload_type
+
+
+def is_empty_document(content):
+    """Whether an update's content (text or bytes) holds nothing but white space."""
+    return not content.strip()
+
+
+def database_unavailable_detail(action):
+    """The E2001 detail when the database does not answer; an update says it was not saved."""
+    if action == UPDATE:
+        return f"{DATABASE_UNAVAILABLE}, update not saved"
+    return DATABASE_UNAVAILABLE
+
+
+# Server messages
+
+
+def server_message(session_id, action, **fields):
+    """A server message as JSON text: the envelope, then the fields in the order given."""
+    return json.dumps({"Origin": "server", "SessionId": session_id, "Action": action, **fields})
+
+
+def init_message(session_id, role, version, viewers, features):
+    """The version 2 reply to a first message."""
+    return server_message(
+        session_id,
+        INIT,
+        Success=True,
+        Role=role,
+        Version=version,
+        Viewers=viewers,
+        Protocol=2,
+        Features=sorted(features),
+    )
+
+
+def html_message(session_id, version, html, protocol, blocks=None):
+    """get-html with a version's HTML; version 2 adds its number, html-patch clients its blocks' lengths."""
+    fields = {"PayloadType": "html", "Content": html, "Success": True}
+    if protocol >= 2:
+        fields["Version"] = version
+    if blocks is not None:
+        fields["Blocks"] = blocks
+    return server_message(session_id, GET_HTML, **fields)
+
+
+def patch_message(session_id, version, ops, checksum):
+    """html-patch turning version-1 into version; the checksum is of the new version's HTML."""
+    return server_message(
+        session_id,
+        HTML_PATCH,
+        Version=version,
+        BaseVersion=version - 1,
+        Ops=ops,
+        Checksum=checksum,
+        Success=True,
+    )
+
+
+def presence_message(session_id, viewers, publishers):
+    """The version 2 presence counts of a session."""
+    return server_message(session_id, PRESENCE, Viewers=viewers, Publishers=publishers, Success=True)
+
+
+def pong_message(session_id):
+    """The answer to a version 2 ping."""
+    return server_message(session_id, PONG, Success=True)
+
+
+def end_session_message(session_id, reason):
+    """The session ended, and why."""
+    return server_message(session_id, END_SESSION, Content=reason, Success=True)
+
+
+def session_closed_message(session_id, reason):
+    """Sent before the server closes a socket itself."""
+    return server_message(session_id, SESSION_CLOSED, Content=reason, Success=True)
+
+
+def error_text(code, detail=None):
+    """An error's English text, with its detail."""
+    text = ERROR_TEXTS[code]
+    return f"{text}: {detail}" if detail else text
+
+
+def error_message(session_id, code, action, detail=None):
+    """An error about `action` (Unknown when the frame had none)."""
+    return server_message(session_id, action, Content=error_text(code, detail), Success=False, ErrorCode=code)
+
+
+def echoed_session_id(value):
+    """The SessionId a refused first message gave, if it is fit to be sent back."""
+    return value if isinstance(value, str) and len(value) <= MAX_ECHOED_SESSION_ID else None
+
+
+def refusal_frames(session_id, code, action=UNKNOWN, detail=None):
+    """The error and the session-closed that go before the close code of a closing error."""
+    return [
+        error_message(session_id, code, action, detail),
+        session_closed_message(session_id, ERROR_TEXTS[code]),
+    ]
