@@ -211,7 +211,7 @@ CORS_URLS_REGEX = r"^/api/.*$"
 CORS_ALLOW_ALL_ORIGINS = "*" in COLLAB_ALLOWED_ORIGINS
 CORS_ALLOWED_ORIGINS = [origin for origin in COLLAB_ALLOWED_ORIGINS if origin != "*"]
 CSRF_TRUSTED_ORIGINS += CORS_ALLOWED_ORIGINS
-# Per-socket message rate (a token bucket) and connection limits (sessions_app/limits.py).
+# Per-socket message rate (sessions_app/access.py) and connection limits (connection_limits.py).
 COLLAB_RATE_LIMIT_MESSAGES = envint("COLLAB_RATE_LIMIT_MESSAGES", "300")
 COLLAB_RATE_LIMIT_WINDOW = envfloat("COLLAB_RATE_LIMIT_WINDOW", "10")
 COLLAB_RATE_LIMIT_BURST = envint("COLLAB_RATE_LIMIT_BURST", "100")
@@ -232,7 +232,7 @@ COLLAB_AUTH_TIMEOUT = envfloat("COLLAB_AUTH_TIMEOUT", "10")
 # and is closed (4408) when it stays that far behind for COLLAB_SLOW_VIEWER_SECONDS.
 COLLAB_SEND_BUFFER_BYTES = envint("COLLAB_SEND_BUFFER_BYTES", str(1024 * 1024))
 COLLAB_SLOW_VIEWER_SECONDS = envfloat("COLLAB_SLOW_VIEWER_SECONDS", "30")
-# Each process's cache of current documents and their encoded frames (sessions_app/documents.py).
+# Each process's cache of current documents and their encoded frames (sessions_app/hub.py).
 COLLAB_DOCUMENT_CACHE_BYTES = envint("COLLAB_DOCUMENT_CACHE_BYTES", str(256 * 1024 * 1024))
 COLLAB_MAX_REVISIONS = envint("COLLAB_MAX_REVISIONS", "200")
 COLLAB_CONVERSION_WORKERS = envint("COLLAB_CONVERSION_WORKERS", "2") or 1

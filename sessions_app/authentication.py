@@ -9,6 +9,9 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from .access import note_token_used
 from .models import SessionToken
+from .protocol import ERROR_TEXTS
+
+INVALID_TOKEN = f"{ERROR_TEXTS['E1003']}."
 
 
 class SessionTokenAuthentication(BaseAuthentication):
@@ -26,10 +29,10 @@ class SessionTokenAuthentication(BaseAuthentication):
         try:
             secret = parts[1].decode("ascii")
         except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Invalid token.") from None
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN) from None
         token = SessionToken.objects.for_secret(secret)
         if token is None or not token.is_usable():
-            raise exceptions.AuthenticationFailed("Invalid token.")
+            raise exceptions.AuthenticationFailed(INVALID_TOKEN)
         note_token_used(token)
         return AnonymousUser(), token
 

@@ -202,7 +202,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         # The version read with the token: the cached frame serves a crowd of new viewers.
         version, frame = await self.hub.current_document(subscriber, at_least=subscriber.version_at_sign_in)
         viewers, publishers = await presence.counts(self.session_id)
-        subscriber.sent_presence = (viewers, publishers)
+        subscriber.told_presence((viewers, publishers))
         await self.send_text(
             protocol.init_message(self.session_id, self.role, version, viewers, subscriber.features)
         )

@@ -262,6 +262,31 @@ class Subscriber:
         """The client already shows this version (its LastVersion): the next one can reach it as a patch."""
         self.sent_version = version
 
+    def told_presence(self, counts):
+        """The client has these counts (the init reply carried them)."""
+        self.sent_presence = counts
+
+    def missed(self, version):
+        """A version broadcast while the socket was being greeted: it is sent once the socket listens."""
+        self.missed_version = max(self.missed_version, version)
+
+    def start_listening(self):
+        """Take deliveries from now on; the newest version missed meanwhile, or None."""
+        self.listening = True
+        return self.missed_version if self.missed_version > self.sent_version else None
+
+    def lacks(self, version):
+        """Whether the socket has not been sent this version (or a newer one) yet."""
+        return self.sent_version < version
+
+    def patches_to(self, version):
+        """Whether an html-patch brings this socket to `version`: it takes them and holds the one before."""
+        return self.takes_patches and self.sent_version == version - 1
+
+    def takes_presence(self, counts):
+        """Whether these counts are news to a listening version 2 socket."""
+        return self.listening and self.protocol >= 2 and self.sent_presence != counts
+
     async def send_document(self, version, frame, full=None, force=False):
         """Send a get-html (or, with `full`, html-patch) frame; versions never go down for one socket.
 

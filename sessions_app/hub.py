@@ -292,8 +292,8 @@ class SessionHub:
         waiting = []
         for subscriber in subscribers or list(self.subscribers):
             if not subscriber.listening:
-                subscriber.missed_version = max(subscriber.missed_version, version)
-            elif subscriber.sent_version < version or catching_up:
+                subscriber.missed(version)
+            elif subscriber.lacks(version) or catching_up:
                 waiting.append(subscriber)
         if not waiting:
             return
@@ -313,7 +313,7 @@ class SessionHub:
             if catching_up and current <= subscriber.version_heard:
                 continue
             # A subscriber granted html-patch that holds the version before gets only the changes.
-            if subscriber.takes_patches and subscriber.sent_version == current - 1:
+            if subscriber.patches_to(current):
                 if current not in patches:
                     patches[current] = await self._patch(current)
                 if patches[current] is not None:
@@ -332,7 +332,7 @@ class SessionHub:
             self.counts = counts
         frame = None
         for subscriber in subscribers or list(self.subscribers):
-            if not subscriber.listening or subscriber.protocol < 2 or subscriber.sent_presence == counts:
+            if not subscriber.takes_presence(counts):
                 continue
             if frame is None:
                 frame = OutgoingFrame(presence_message(self.session_id, *counts))
@@ -340,9 +340,9 @@ class SessionHub:
 
     async def start_listening(self, subscriber):
         """A greeted subscriber starts listening: send what it missed while it joined."""
-        subscriber.listening = True
-        if subscriber.missed_version > subscriber.sent_version:
-            await self.deliver_html(subscriber.missed_version, [subscriber])
+        missed = subscriber.start_listening()
+        if missed is not None:
+            await self.deliver_html(missed, [subscriber])
         if self.counts is not None:
             await self.deliver_presence(self.counts, [subscriber])
 

@@ -11,13 +11,12 @@ from django.core.management.base import BaseCommand, CommandError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
+from sessions_app import protocol
 from sessions_app.links import ws_url
 
 POLL_SECONDS = 0.5
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 10
-# Errors about one update only: watching goes on after them. Any other error ends the command.
-UPDATE_ERRORS = {"E1004", "E1008", "E1010", "E1011", "E2001", "E2002"}
 
 
 class ServerError(Exception):
@@ -25,7 +24,8 @@ class ServerError(Exception):
 
     def __init__(self, code, text):
         super().__init__(f"{code}: {text}")
-        self.fatal = code not in UPDATE_ERRORS
+        # Errors after which the socket stays open concern one update only: watching goes on.
+        self.fatal = code not in protocol.ERROR_TEXTS or code in protocol.CLOSING_ERRORS
 
 
 class SessionEnded(Exception):
@@ -155,7 +155,7 @@ class Publisher:
         """Authenticate with the document as the first message's update; returns the version before it."""
         self.unconfirmed_since = None
         await self.send_update(websocket, document, {"Token": self.token, "Protocol": 2})
-        while (message := await self.next_message(websocket)).get("Action") != "init":
+        while (message := await self.next_message(websocket)).get("Action") != protocol.INIT:
             pass
         self.confirmed_version = message.get("Version", 0)
         return self.confirmed_version
@@ -166,7 +166,7 @@ class Publisher:
         message = {
             "Origin": "word",
             "SessionId": self.session_id,
-            "Action": "update-ooxml",
+            "Action": protocol.UPDATE,
             "PayloadType": payload_type,
             "Content": content,
             **(extra or {}),
@@ -188,12 +188,12 @@ class Publisher:
         action = str(message.get("Action", "")).lower()
         if message.get("Success") is False:
             raise ServerError(message.get("ErrorCode"), message.get("Content"))
-        if action == "end-session":
+        if action == protocol.END_SESSION:
             raise SessionEnded(message.get("Content"))
-        if action == "session-closed":
+        if action == protocol.SESSION_CLOSED:
             raise ServerError("closed", message.get("Content"))
         version = message.get("Version")
-        if action == "get-html" and isinstance(version, int) and version > self.confirmed_version:
+        if action == protocol.GET_HTML and isinstance(version, int) and version > self.confirmed_version:
             self.confirmed_version = version
             self.unconfirmed_since = None
             self.tell(f"Published version {version}")
