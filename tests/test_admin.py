@@ -8,22 +8,21 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from django.test import Client
 
-from conversion import Converted
 from sessions_app import links
 from sessions_app.access import access_session_by_token
 from sessions_app.models import CollabSession, SessionToken
-from sessions_app.services import do_create_session, do_end_session, do_publish_document
+from sessions_app.services import do_create_session, do_end_session
+from tests.documents import store_version
 from tests.sockets import assert_closed, join_with_get_html, receive
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("fast_password_hashing"),
+    pytest.mark.session_title("Quarterly report"),
+]
 
 SESSIONS = "/admin/sessions_app/collabsession/"
 TOKENS = "/admin/sessions_app/sessiontoken/"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -33,16 +32,6 @@ def staff():
     client = Client()
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def session():
-    created, word, client = do_create_session("Quarterly report")
-    return {"id": created.id, "word": word, "client": client, "model": created}
-
-
-def store_version(session_id, html_text):
-    return do_publish_document(session_id, Converted(html_text, [], 10, len(html_text), 0.01))
 
 
 def page(response):
