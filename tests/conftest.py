@@ -26,6 +26,45 @@ def database_connections_closed_after_use():
         connections.settings[alias]["CONN_MAX_AGE"] = 0
 
 
+@pytest.fixture
+def make_session():
+    """`make_session(title)`: a new active session with its two plain-text tokens.
+
+    A dict: "id", the "word" and "client" secrets (so `tests.sockets.join(session, role)` can use
+    it), and the "model". The test needs database access, as for any other query.
+    """
+    from sessions_app.services import do_create_session
+
+    def make(title="Test session"):
+        created, word, client = do_create_session(title)
+        return {"id": created.id, "word": word, "client": client, "model": created}
+
+    return make
+
+
+@pytest.fixture
+def session(request, make_session):
+    """An active session with its two plain-text tokens, as `make_session` gives it.
+
+    Titled by the test's `session_title` mark when a test checks the title, e.g. a module's
+    `pytestmark = pytest.mark.session_title("Quarterly report")`.
+    """
+    marker = request.node.get_closest_marker("session_title")
+    return make_session(*marker.args) if marker else make_session()
+
+
+@pytest.fixture
+def fast_password_hashing(settings):
+    """MD5 for passwords: logins and HTTP Basic check them, and the real hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def own_redis_prefix(settings):
+    """Channel-layer and connection-count keys of this test alone, when the suite runs with REDIS_URL."""
+    settings.COLLAB_REDIS_PREFIX = f"collab-test-{secrets.token_hex(6)}"
+
+
 @pytest.fixture(scope="module")
 def integration_database_url(tmp_path_factory):
     """A migrated database the daphne processes and this test module share, dropped afterwards.

@@ -1,7 +1,9 @@
-"""Small Word documents made on the fly, and the shared corpus."""
+"""Small Word documents made on the fly, the shared corpus, and versions stored as conversions store them."""
 
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+from conversion import Converted
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -31,3 +33,11 @@ def corpus_file(relative):
     if not path.is_file():
         raise FileNotFoundError(f"corpus document missing: {path}")
     return path
+
+
+def store_version(session_id, html):
+    """A new stored version of the session with this HTML, as a finished conversion stores it."""
+    # Imported here: the bench scripts use this module without setting Django up.
+    from sessions_app.services import do_publish_document
+
+    return do_publish_document(session_id, Converted(html, [], 10, len(html), 0.01))

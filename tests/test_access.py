@@ -18,13 +18,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WAIT = 30  # seconds a test waits for the database thread before it gives up
 
 
-@pytest.fixture
-def session():
-    """An active session with its two plain-text tokens."""
-    created, word, client = do_create_session("Access test")
-    return {"id": created.id, "word": word, "client": client}
-
-
 async def check(session_id, secret, role):
     """The token the shared check grants, or the code it refuses with."""
     try:

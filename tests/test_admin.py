@@ -6,43 +6,22 @@ import re
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
-from django.test import Client
 
-from conversion import Converted
 from sessions_app import links
 from sessions_app.access import access_session_by_token
 from sessions_app.models import CollabSession, SessionToken
-from sessions_app.services import do_create_session, do_end_session, do_publish_document
+from sessions_app.services import do_create_session, do_end_session
+from tests.documents import store_version
 from tests.sockets import assert_closed, join_with_get_html, receive
 
-pytestmark = pytest.mark.django_db
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("fast_password_hashing"),
+    pytest.mark.session_title("Quarterly report"),
+]
 
 SESSIONS = "/admin/sessions_app/collabsession/"
 TOKENS = "/admin/sessions_app/sessiontoken/"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def staff():
-    """The test client logged in as a staff member who may manage sessions."""
-    user = User.objects.create_superuser("admin", "admin@example.org", "admin-password")
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def session():
-    created, word, client = do_create_session("Quarterly report")
-    return {"id": created.id, "word": word, "client": client, "model": created}
-
-
-def store_version(session_id, html_text):
-    return do_publish_document(session_id, Converted(html_text, [], 10, len(html_text), 0.01))
 
 
 def page(response):
@@ -65,25 +44,25 @@ def test_admin_needs_staff(client, session):
     assert client.get(SESSIONS).status_code == 302
 
 
-def test_session_list_shows_status_version_and_live_counts(staff, session):
+def test_session_list_shows_status_version_and_live_counts(admin_client, session):
     ended = do_create_session("Finished review")[0]
     do_end_session(ended.id)
     store_version(session["id"], "<p>One</p>")
-    text = page(staff.get(SESSIONS))
+    text = page(admin_client.get(SESSIONS))
     assert "Quarterly report" in text and "Finished review" in text
     assert "0 viewers, 0 publishers" in text
     assert "Last update" in text
-    filtered = page(staff.get(SESSIONS, {"status__exact": "ended"}))
+    filtered = page(admin_client.get(SESSIONS, {"status__exact": "ended"}))
     assert "Finished review" in filtered and "Quarterly report" not in filtered
-    searched = page(staff.get(SESSIONS, {"q": "quarterly"}))
+    searched = page(admin_client.get(SESSIONS, {"q": "quarterly"}))
     assert "Quarterly report" in searched and "Finished review" not in searched
-    assert page(staff.get(SESSIONS, {"q": session["id"]})).count(session["id"]) >= 1
+    assert page(admin_client.get(SESSIONS, {"q": session["id"]})).count(session["id"]) >= 1
 
 
-def test_session_page_shows_tokens_revisions_and_how_to_connect(staff, session):
+def test_session_page_shows_tokens_revisions_and_how_to_connect(admin_client, session):
     store_version(session["id"], "<p>First</p>")
     store_version(session["id"], "<p>Second</p>")
-    text = page(staff.get(f"{SESSIONS}{session['id']}/change/"))
+    text = page(admin_client.get(f"{SESSIONS}{session['id']}/change/"))
     for secret in (session["word"], session["client"]):
         assert secret[:8] in text  # the prefix tells tokens apart
         assert secret not in text  # the secret is never shown again
@@ -97,23 +76,23 @@ def test_session_page_shows_tokens_revisions_and_how_to_connect(staff, session):
     assert 'sandbox="" srcdoc="&lt;p&gt;Second&lt;/p&gt;"' in text
 
 
-def test_revision_page_is_read_only_with_a_sandboxed_preview(staff, session):
+def test_revision_page_is_read_only_with_a_sandboxed_preview(admin_client, session):
     hostile = '<p>Hi</p><img src="x" onerror="alert(1)"><script>alert(2)</script>'
     store_version(session["id"], hostile)
     revision = session["model"].revisions.get()
-    text = page(staff.get(f"/admin/sessions_app/revision/{revision.pk}/change/"))
+    text = page(admin_client.get(f"/admin/sessions_app/revision/{revision.pk}/change/"))
     assert "<script>alert(2)" not in text and 'onerror="alert(1)"' not in text
     assert 'sandbox=""' in text
     assert html.escape(hostile) in text
     assert 'name="_save"' not in text  # read-only
-    assert staff.get("/admin/sessions_app/revision/add/").status_code == 403
+    assert admin_client.get("/admin/sessions_app/revision/add/").status_code == 403
 
 
-def test_issuing_a_viewer_link_shows_it_once(staff, session):
+def test_issuing_a_viewer_link_shows_it_once(admin_client, session):
     url = f"{SESSIONS}{session['id']}/issue-token/"
-    form = page(staff.get(url, {"role": "client"}))
+    form = page(admin_client.get(url, {"role": "client"}))
     assert 'value="client" selected' in form
-    response = staff.post(url, {"role": "client", "label": "lobby screen", "expires_in_days": "2"})
+    response = admin_client.post(url, {"role": "client", "label": "lobby screen", "expires_in_days": "2"})
     text = page(response)
     assert "no-store" in response["Cache-Control"]
     viewer_url = shown_value(text, "Viewer link")
@@ -121,12 +100,12 @@ def test_issuing_a_viewer_link_shows_it_once(staff, session):
     assert viewer_url == links.viewer_url(session["id"], secret)
     token = access_session_by_token(session["id"], secret, "client")
     assert token.label == "lobby screen" and token.expires_at is not None
-    assert secret not in page(staff.get(f"{SESSIONS}{session['id']}/change/"))
+    assert secret not in page(admin_client.get(f"{SESSIONS}{session['id']}/change/"))
 
 
-def test_issuing_a_publish_code_for_word(staff, session):
+def test_issuing_a_publish_code_for_word(admin_client, session):
     text = page(
-        staff.post(f"{SESSIONS}{session['id']}/issue-token/", {"role": "word", "expires_in_days": "0"})
+        admin_client.post(f"{SESSIONS}{session['id']}/issue-token/", {"role": "word", "expires_in_days": "0"})
     )
     secret = shown_value(text, "Word token")
     assert shown_value(text, "Publish code for the Word add-in") == links.publish_code(session["id"], secret)
@@ -135,16 +114,16 @@ def test_issuing_a_publish_code_for_word(staff, session):
     assert token.expires_at is None and token.can_end_session
 
 
-def test_no_tokens_for_an_ended_session(staff, session):
+def test_no_tokens_for_an_ended_session(admin_client, session):
     do_end_session(session["id"])
-    response = staff.post(f"{SESSIONS}{session['id']}/issue-token/", {"role": "client"})
+    response = admin_client.post(f"{SESSIONS}{session['id']}/issue-token/", {"role": "client"})
     assert response.status_code == 302
     assert SessionToken.objects.filter(session_id=session["id"]).count() == 2
 
 
-def test_adding_a_session_shows_its_tokens_once(staff):
-    assert "Create session" in page(staff.get(f"{SESSIONS}add/"))
-    text = page(staff.post(f"{SESSIONS}add/", {"title": "Made in the admin"}))
+def test_adding_a_session_shows_its_tokens_once(admin_client):
+    assert "Create session" in page(admin_client.get(f"{SESSIONS}add/"))
+    text = page(admin_client.post(f"{SESSIONS}add/", {"title": "Made in the admin"}))
     created = CollabSession.objects.get(title="Made in the admin")
     assert shown_value(text, "Session id") == created.id
     word = shown_value(text, "Word token")
@@ -177,29 +156,29 @@ def session_page_form(session_id, title, revoke_role=None):
     return data
 
 
-def test_editing_the_title_keeps_the_document(staff, session):
+def test_editing_the_title_keeps_the_document(admin_client, session):
     data = session_page_form(session["id"], "Renamed")
-    staff.get(f"{SESSIONS}{session['id']}/change/")
+    admin_client.get(f"{SESSIONS}{session['id']}/change/")
     store_version(session["id"], "<p>Published while the page was open</p>")
-    response = staff.post(f"{SESSIONS}{session['id']}/change/", data)
+    response = admin_client.post(f"{SESSIONS}{session['id']}/change/", data)
     assert response.status_code == 302, response.content.decode()[:3000]
     stored = CollabSession.objects.get(pk=session["id"])
     assert stored.title == "Renamed"
     assert (stored.version, stored.html) == (1, "<p>Published while the page was open</p>")
 
 
-def test_only_ended_sessions_can_be_deleted(staff, session):
-    assert staff.get(f"{SESSIONS}{session['id']}/delete/").status_code == 403
+def test_only_ended_sessions_can_be_deleted(admin_client, session):
+    assert admin_client.get(f"{SESSIONS}{session['id']}/delete/").status_code == 403
     do_end_session(session["id"])
-    assert staff.post(f"{SESSIONS}{session['id']}/delete/", {"post": "yes"}).status_code == 302
+    assert admin_client.post(f"{SESSIONS}{session['id']}/delete/", {"post": "yes"}).status_code == 302
     assert not CollabSession.objects.filter(pk=session["id"]).exists()
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_end_sessions_action_reaches_live_sockets(staff, session):
+async def test_end_sessions_action_reaches_live_sockets(admin_client, session):
     other = await database_sync_to_async(do_create_session)("Untouched")
     viewer = await join_with_get_html(session["id"], session["client"], "client")
-    response = await database_sync_to_async(staff.post)(
+    response = await database_sync_to_async(admin_client.post)(
         SESSIONS, {"action": "end_sessions", "_selected_action": [session["id"]]}
     )
     assert response.status_code == 302
@@ -212,11 +191,11 @@ async def test_end_sessions_action_reaches_live_sockets(staff, session):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_revoke_tokens_action_reaches_live_sockets(staff, session):
+async def test_revoke_tokens_action_reaches_live_sockets(admin_client, session):
     word = await join_with_get_html(session["id"], session["word"], "word")
     viewer = await join_with_get_html(session["id"], session["client"], "client")
     token = await database_sync_to_async(SessionToken.objects.get)(session_id=session["id"], role="word")
-    response = await database_sync_to_async(staff.post)(
+    response = await database_sync_to_async(admin_client.post)(
         TOKENS, {"action": "revoke_tokens", "_selected_action": [token.pk]}
     )
     assert response.status_code == 302
@@ -230,12 +209,12 @@ async def test_revoke_tokens_action_reaches_live_sockets(staff, session):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_revoking_from_the_session_page_reaches_live_sockets(staff, session):
+async def test_revoking_from_the_session_page_reaches_live_sockets(admin_client, session):
     viewer = await join_with_get_html(session["id"], session["client"], "client")
 
     def submit():
         data = session_page_form(session["id"], "Quarterly report", revoke_role="client")
-        return staff.post(f"{SESSIONS}{session['id']}/change/", data)
+        return admin_client.post(f"{SESSIONS}{session['id']}/change/", data)
 
     response = await database_sync_to_async(submit)()
     assert response.status_code == 302

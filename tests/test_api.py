@@ -10,23 +10,16 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from conversion import Converted
 from sessions_app.access import access_session_by_token
 from sessions_app.models import CollabSession, Revision, SessionToken
-from sessions_app.services import do_create_session, do_end_session, do_issue_token, do_publish_document
-from tests.documents import corpus_file, flat_opc
+from sessions_app.services import do_create_session, do_end_session, do_issue_token
+from tests.documents import corpus_file, flat_opc, store_version
 from tests.sockets import assert_closed, join_with_get_html, receive
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_password_hashing")]
 
 STAFF_PASSWORD = "staff-password-for-tests"  # noqa: S105
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # HTTP Basic checks the password on every request; the real hasher is slow on purpose.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -49,27 +42,14 @@ def staff(staff_user):
 
 
 @pytest.fixture
-def session():
-    created, word, client = do_create_session("API test")
-    return {"id": created.id, "word": word, "client": client, "model": created}
-
-
-@pytest.fixture
-def other_session():
-    created, word, client = do_create_session("Someone else's")
-    return {"id": created.id, "word": word, "client": client, "model": created}
+def other_session(make_session):
+    return make_session("Someone else's")
 
 
 def bearer(secret):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     return client
-
-
-def store_version(session_id, html):
-    """A new stored version, as a finished conversion stores it."""
-    converted = Converted(html=html, warnings=[], input_bytes=10, html_bytes=len(html), seconds=0.01)
-    return do_publish_document(session_id, converted)
 
 
 def assert_error(response, status, code):

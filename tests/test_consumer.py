@@ -18,13 +18,6 @@ from tests.sockets import TIMEOUT, assert_closed, join, open_socket, receive, se
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def session():
-    """An active session with its two plain-text tokens."""
-    created, word, client = do_create_session("Consumer test")
-    return {"id": created.id, "word": word, "client": client, "model": created}
-
-
 async def quiet(communicator, seconds=0.4):
     """Whether nothing but presence announcements arrives for a while."""
     while True:

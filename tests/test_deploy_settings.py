@@ -152,8 +152,8 @@ def logged_in_client():
     return client, csrf
 
 
-def test_login_session_writes_from_a_foreign_page_are_refused(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+@pytest.mark.usefixtures("fast_password_hashing")
+def test_login_session_writes_from_a_foreign_page_are_refused():
     client, csrf = logged_in_client()
     foreign = client.post(
         "/api/sessions/",
@@ -173,8 +173,8 @@ def test_login_session_writes_from_a_foreign_page_are_refused(settings):
     assert own.status_code == 201
 
 
+@pytest.mark.usefixtures("fast_password_hashing")
 def test_listed_origin_may_write_with_a_login_session(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.CSRF_TRUSTED_ORIGINS = [*settings.CSRF_TRUSTED_ORIGINS, "https://intranet.example.com"]
     client, csrf = logged_in_client()
     response = client.post(

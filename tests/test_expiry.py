@@ -13,7 +13,6 @@ from django.utils import timezone
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from conversion import Converted
 from sessions_app import sweeper
 from sessions_app.models import CollabSession, Revision, SessionToken
 from sessions_app.services import (
@@ -21,8 +20,8 @@ from sessions_app.services import (
     do_create_session,
     do_end_session,
     do_expire_sessions,
-    do_publish_document,
 )
+from tests.documents import store_version
 from tests.servers import REPO_ROOT
 from tests.sockets import join_with_get_html
 
@@ -41,19 +40,8 @@ def lifetimes(settings):
     settings.COLLAB_KEEP_ENDED = 30
 
 
-@pytest.fixture
-def session():
-    created, word, client = do_create_session("Expiry test")
-    return {"id": created.id, "word": word, "client": client, "model": created}
-
-
 def later(**delta):
     return timezone.now() + timedelta(**delta)
-
-
-def store_version(session_id, html):
-    """A new stored version, as a finished conversion stores it."""
-    return do_publish_document(session_id, Converted(html, [], 10, len(html), 0.01))
 
 
 def stored(session_id):

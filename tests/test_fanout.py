@@ -13,7 +13,6 @@ import pytest
 
 from sessions_app.html_patch import apply_patch
 from sessions_app.hub import document_frames
-from sessions_app.services import do_create_session
 from tests.documents import flat_opc
 from tests.sockets import join
 from tests.test_browser_viewer import publish as publish_from_word
@@ -23,12 +22,6 @@ TIMEOUT = 30
 BROWSER_WAIT_MS = 30_000
 
 consumer_test = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def session():
-    created, word, client = do_create_session("Fan-out test")
-    return {"id": created.id, "word": word, "client": client}
 
 
 async def receive(communicator, *actions):

@@ -7,7 +7,6 @@ client and viewer in the same session keep publishing and receiving throughout.
 
 import json
 import re
-import secrets
 from dataclasses import dataclass
 
 import pytest
@@ -20,7 +19,7 @@ from sessions_app.protocol import CLOSING_ERRORS, ERROR_TEXTS
 from sessions_app.services import do_create_session
 from tests.documents import flat_opc
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("own_redis_prefix")]
 
 TIMEOUT = 20
 # The documented close codes (PROTOCOL.md section 3, README "Limits").
@@ -264,9 +263,8 @@ class GoodClients:
 
 
 @pytest.fixture
-def victim():
-    created, word, client = do_create_session("Fuzz victim")
-    return {"id": created.id, "word": word, "client": client}
+def victim(make_session):
+    return make_session("Fuzz victim")
 
 
 @pytest.fixture
@@ -286,11 +284,6 @@ async def good_clients(victim):
     clients = await GoodClients(victim).open()
     yield clients
     await clients.close()
-
-
-@pytest.fixture(autouse=True)
-def own_redis_prefix(settings):
-    settings.COLLAB_REDIS_PREFIX = f"collab-test-{secrets.token_hex(6)}"
 
 
 @settings(

@@ -7,11 +7,13 @@ import pytest
 
 from sessions_app.access import MessageRate
 from sessions_app.connection_limits import LocalConnections, RedisConnections, client_address
-from sessions_app.services import do_create_session
 from tests.documents import flat_opc
 from tests.sockets import TIMEOUT, join, open_socket, receive, send
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("own_redis_prefix"),  # connection counts of this test alone, with REDIS_URL
+]
 
 
 class FakeClock:
@@ -20,18 +22,6 @@ class FakeClock:
 
     def __call__(self):
         return self.now
-
-
-@pytest.fixture
-def session():
-    created, word, client = do_create_session("Limits test")
-    return {"id": created.id, "word": word, "client": client}
-
-
-@pytest.fixture(autouse=True)
-def own_redis_prefix(settings):
-    """Connection counts of this test alone, when the suite runs with REDIS_URL."""
-    settings.COLLAB_REDIS_PREFIX = f"collab-test-{secrets.token_hex(6)}"
 
 
 def some_address():

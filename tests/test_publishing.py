@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def session_id():
-    return do_create_session("Publishing")[0].id
+def session_id(session):
+    return session["id"]
 
 
 async def test_waiting_update_is_replaced_by_newer_one(session_id):
