@@ -91,7 +91,7 @@ def test_viewer_page_has_a_strict_csp_and_no_inline_script(client):
     assert response["Cache-Control"] == "no-store"
     page = Scripts(response.content.decode())
     assert [script["src"] for script in page.scripts] == [
-        "/static/viewer/live-socket.js",
+        "/static/shared/live-socket.js",
         "/static/viewer/viewer.js",
     ]
     assert all(not script["code"].strip() for script in page.scripts)
@@ -141,7 +141,7 @@ def test_viewer_page_only_answers_get_and_head(client):
     ("path", "content_type"),
     [
         ("/static/viewer/viewer.js", "text/javascript"),
-        ("/static/viewer/live-socket.js", "text/javascript"),
+        ("/static/shared/live-socket.js", "text/javascript"),
         ("/static/viewer/viewer.css", "text/css"),
         ("/static/addin/taskpane.js", "text/javascript"),
         ("/static/addin/taskpane.css", "text/css"),
@@ -276,7 +276,7 @@ def test_taskpane_loads_office_js_from_microsoft_and_nothing_inline(client):
     page = Scripts(response.content.decode())
     assert [script["src"] for script in page.scripts] == [
         "https://appsforoffice.microsoft.com/lib/1/hosted/office.js",
-        "/static/viewer/live-socket.js",
+        "/static/shared/live-socket.js",
         "/static/addin/taskpane.js",
     ]
     assert all(not script["code"].strip() for script in page.scripts)

@@ -33,11 +33,11 @@
   var endButton = $("end");
   var switchButton = $("switch");
 
-  var WORD_REFUSALS = {
-    E1001: "this session does not exist or has ended",
+  // The task pane signs in with a publishing token, not a link's: these two refusals say so.
+  // Every other code's words, and which codes are definitive, come from live-socket.js.
+  var PUBLISHING_TOKEN_WORDS = {
     E1002: "no publishing token was given",
-    E1003: "the publishing token is invalid, revoked or expired",
-    E1006: "the session has ended or was removed"
+    E1003: "the publishing token is invalid, revoked or expired"
   };
 
   var session = null; // {id, token, remember, source}
@@ -55,6 +55,10 @@
   var endConfirmTimer = null;
 
   // Status
+
+  function refusalWords(code) {
+    return PUBLISHING_TOKEN_WORDS[code] || CollabLiveSocket.ERROR_WORDS[code];
+  }
 
   function setStatus(state, text) {
     body.setAttribute("data-state", state);
@@ -101,7 +105,7 @@
       viewersBox.textContent = "–";
       stopWatching();
     } else if (state === "refused") {
-      var words = (detail && WORD_REFUSALS[detail.code]) || (detail && detail.words) || "refused";
+      var words = (detail && refusalWords(detail.code)) || (detail && detail.words) || "refused";
       setStatus(state, "Refused: " + words);
       viewersBox.textContent = "–";
       stopWatching();
@@ -129,7 +133,7 @@
       unconfirmed = false;
     } else if (action === "presence") {
       showViewers(message.Viewers);
-    } else if (message.Success === false && !WORD_REFUSALS[message.ErrorCode]) {
+    } else if (message.Success === false && !CollabLiveSocket.DEFINITIVE[message.ErrorCode]) {
       unconfirmed = false;
       showError("The server said: " + CollabLiveSocket.describeError(message) + ".");
     }

@@ -9,7 +9,7 @@
 var CollabLiveSocket = (function () {
   "use strict";
 
-  var ERROR_WORDS = {
+  var ERROR_WORDS = Object.freeze({
     E1001: "this session does not exist or has ended",
     E1002: "the link carries no access token",
     E1003: "the link's access token is invalid, revoked or expired",
@@ -23,9 +23,9 @@ var CollabLiveSocket = (function () {
     E1012: "signing in took too long",
     E2001: "the server failed to process a message",
     E2002: "the document could not be converted"
-  };
+  });
   // After these the server has closed the socket for good: retrying cannot help.
-  var DEFINITIVE = { E1001: true, E1002: true, E1003: true, E1006: true };
+  var DEFINITIVE = Object.freeze({ E1001: true, E1002: true, E1003: true, E1006: true });
 
   var BASE_DELAY = 500;
   var MAX_DELAY = 30000;
@@ -78,6 +78,9 @@ var CollabLiveSocket = (function () {
     }
   }
 
+  // For the pages (read-only): the words of each error code, and the codes after which no retry can help.
+  LiveSocket.ERROR_WORDS = ERROR_WORDS;
+  LiveSocket.DEFINITIVE = DEFINITIVE;
   LiveSocket.describeError = describeError;
   LiveSocket.backoffDelay = backoffDelay;
 
