@@ -13,35 +13,52 @@
   see them, build their text only when a line is written, so lines read as before when
   debug logging is on.
 
-Each adaptation leaves alone a process without daphne, and is applied once however often
-`install()` is called.
+`install()` leaves alone a process without daphne, and applies each adaptation once however
+often it is called.
 """
 
 import pprint
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from .delivery import DIRECT_SOCKET, DirectSocket
 from .protocol import ERROR_TEXTS, TOO_LARGE, refusal_frames
 
 
 def install():
-    """Apply every adaptation; a process without daphne is left as it is."""
-    apply_message_limit()
-    offer_direct_sockets()
-    apply_lazy_debug_text()
-
-
-def apply_message_limit():
-    """Make daphne's WebSocket factory use collab's limit and answer E1009 above it."""
+    """Apply every adaptation once; a process without daphne is left as it is."""
     try:
+        from autobahn import util
+        from autobahn.twisted import websocket as twisted_websocket
+        from autobahn.websocket import protocol
+        from daphne.server import Server
         from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
     except ImportError:  # not running under daphne
         return
-    if getattr(WebSocketFactory, "collab_limit_applied", False):
+    if getattr(Server, "collab_adaptations_installed", False):
         return
+    replaced = {
+        "WebSocketFactory.setProtocolOptions": WebSocketFactory,
+        "WebSocketProtocol._max_message_size_exceeded": WebSocketProtocol,
+        "WebSocketProtocol.onClose": WebSocketProtocol,
+        "Server.create_application": Server,
+        "Timings.__str__": protocol.Timings,
+    }
+    missing = [name for name, owner in replaced.items() if not hasattr(owner, name.rsplit(".", 1)[1])]
+    if missing:
+        # A daphne or autobahn release that moved what is replaced here: refuse rather than half-apply.
+        raise ImproperlyConfigured(f"collab's adaptations do not fit this daphne: {', '.join(missing)}")
+    apply_message_limit(WebSocketFactory, WebSocketProtocol)
+    offer_direct_sockets(Server, WebSocketProtocol)
+    apply_lazy_debug_text(util, protocol, twisted_websocket)
+    Server.collab_adaptations_installed = True
+
+
+def apply_message_limit(factory_class, protocol_class):
+    """Make daphne's WebSocketFactory use collab's limit and answer E1009 above it."""
     limit = settings.COLLAB_MAX_MESSAGE_BYTES
-    set_options = WebSocketFactory.setProtocolOptions
+    set_options = factory_class.setProtocolOptions
 
     def set_protocol_options(self, *args, **kwargs):
         if "maxMessagePayloadSize" in kwargs or "maxFramePayloadSize" in kwargs:
@@ -61,24 +78,16 @@ def apply_message_limit():
         self.failedByMe = True
         self.sendCloseFrame(code=TOO_LARGE, reasonUtf8=ERROR_TEXTS["E1009"].encode(), isReply=False)
 
-    WebSocketFactory.setProtocolOptions = set_protocol_options
-    WebSocketProtocol._max_message_size_exceeded = refuse_oversized
-    WebSocketFactory.collab_limit_applied = True
+    factory_class.setProtocolOptions = set_protocol_options
+    protocol_class._max_message_size_exceeded = refuse_oversized
 
 
-def offer_direct_sockets():
-    """Give each WebSocket's application a DirectSocket, in its scope's extensions, under daphne."""
-    try:
-        from daphne.server import Server
-        from daphne.ws_protocol import WebSocketProtocol
-    except ImportError:  # not running under daphne
-        return
-    if getattr(Server, "collab_direct_sockets", False):
-        return
+def offer_direct_sockets(server_class, protocol_class):
+    """Give each WebSocket's application a DirectSocket, in its scope's extensions."""
     limit = settings.COLLAB_SEND_BUFFER_BYTES
     patience = settings.COLLAB_SLOW_VIEWER_SECONDS
-    create_application = Server.create_application
-    on_close = WebSocketProtocol.onClose
+    create_application = server_class.create_application
+    on_close = protocol_class.onClose
 
     def create_application_with_socket(self, protocol, scope):
         if scope.get("type") == "websocket":
@@ -92,9 +101,8 @@ def offer_direct_sockets():
             direct.outbox.cancel()
         on_close(self, was_clean, code, reason)
 
-    Server.create_application = create_application_with_socket
-    WebSocketProtocol.onClose = close_outbox
-    Server.collab_direct_sockets = True
+    server_class.create_application = create_application_with_socket
+    protocol_class.onClose = close_outbox
 
 
 class TextWhenLogged:
@@ -133,16 +141,8 @@ def timings_text(timings):
     return pprint.pformat(timings._timings)
 
 
-def apply_lazy_debug_text():
-    """Make autobahn build the text of its debug log lines only when they are written."""
-    try:
-        from autobahn import util
-        from autobahn.twisted import websocket as twisted_websocket
-        from autobahn.websocket import protocol
-    except ImportError:  # not running under daphne
-        return
-    if getattr(protocol, "collab_lazy_debug_text_applied", False):
-        return
+def apply_lazy_debug_text(util, protocol, twisted_websocket):
+    """Make autobahn's WebSocket modules build the text of their debug lines only when they are written."""
     protocol.Timings.__str__ = timings_text
     stand_ins = {
         "pformat": formatted_when_logged(pprint.pformat),
@@ -154,4 +154,3 @@ def apply_lazy_debug_text():
         for name, stand_in in stand_ins.items():
             if hasattr(module, name):
                 setattr(module, name, stand_in)
-    protocol.collab_lazy_debug_text_applied = True
