@@ -79,6 +79,15 @@ def wait_for_state(page, state):
     page.wait_for_function("state => document.body.dataset.state === state", arg=state, timeout=WAIT_MS)
 
 
+def viewer_showing(context, server, title, text):
+    """A new session whose first version is one paragraph, `text`, and a viewer page showing it."""
+    session = server.create_session(title)
+    publish(server, session, flat_opc(text))
+    page, watch = open_viewer(context, server, session)
+    wait_for_text(page, text)
+    return session, page, watch
+
+
 def status_text(page):
     return page.inner_text("#status")
 
@@ -139,10 +148,7 @@ def test_viewer_shows_published_document_then_next_version_in_place(shared_daphn
 
 def test_token_never_leaves_the_page_except_in_the_websocket_message(shared_daphne, context):
     server = shared_daphne
-    session = server.create_session("token hygiene")
-    publish(server, session, flat_opc("Nothing secret here."))
-    page, watch = open_viewer(context, server, session)
-    wait_for_text(page, "Nothing secret here.")
+    session, page, watch = viewer_showing(context, server, "token hygiene", "Nothing secret here.")
     page.reload(timeout=WAIT_MS)
     wait_for_text(page, "Nothing secret here.")
 
@@ -188,10 +194,7 @@ def test_viewer_renders_a_real_document_with_footnote_links_that_keep_the_token(
 def test_viewer_catches_up_after_its_server_is_killed_and_restarted(daphne, context):
     server = daphne()
     other = daphne()  # shares the database: Word publishes there while the viewer's server is down
-    session = server.create_session("restart")
-    publish(server, session, flat_opc("Before the crash."))
-    page, watch = open_viewer(context, server, session)
-    wait_for_text(page, "Before the crash.")
+    session, page, watch = viewer_showing(context, server, "restart", "Before the crash.")
 
     server.kill()
     wait_for_state(page, "reconnecting")
@@ -221,10 +224,7 @@ def test_viewer_catches_up_after_its_server_is_killed_and_restarted(daphne, cont
 
 def test_viewer_shows_the_end_of_the_session_and_stops(shared_daphne, context):
     server = shared_daphne
-    session = server.create_session("ending")
-    publish(server, session, flat_opc("The last words."))
-    page, watch = open_viewer(context, server, session)
-    wait_for_text(page, "The last words.")
+    session, page, watch = viewer_showing(context, server, "ending", "The last words.")
     wait_for_state(page, "live")
 
     end_session(server, session)

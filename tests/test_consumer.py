@@ -35,6 +35,13 @@ async def receive_action(communicator, action):
     return message
 
 
+async def open_with_first_message(session, role, **message):
+    """A socket whose first message is `message` (not init), signed with the session's token of this role."""
+    socket = await open_socket()
+    await send(socket, Origin=role, SessionId=session["id"], Token=session[role], **message)
+    return socket
+
+
 async def stored(session_id):
     return await sync_to_async(CollabSession.objects.get)(pk=session_id)
 
@@ -153,14 +160,8 @@ async def test_v1_get_html_has_no_version(session):
 
 
 async def test_first_message_action_is_carried_out(session):
-    word = await open_socket()
-    await send(
-        word,
-        Origin="word",
-        SessionId=session["id"],
-        Token=session["word"],
-        Action="update-ooxml",
-        Content=flat_opc("First message publishes"),
+    word = await open_with_first_message(
+        session, "word", Action="update-ooxml", Content=flat_opc("First message publishes")
     )
     update = await receive_action(word, "get-html")
     assert update["Content"] == "<p>First message publishes</p>"
@@ -169,15 +170,7 @@ async def test_first_message_action_is_carried_out(session):
 
 
 async def test_first_message_get_html_sends_html_once(session):
-    viewer = await open_socket()
-    await send(
-        viewer,
-        Origin="client",
-        SessionId=session["id"],
-        Token=session["client"],
-        Action="GET-HTML",
-        Protocol=2,
-    )
+    viewer = await open_with_first_message(session, "client", Action="GET-HTML", Protocol=2)
     await receive_action(viewer, "init")
     await receive_action(viewer, "get-html")
     assert await quiet(viewer)

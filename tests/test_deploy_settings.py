@@ -152,24 +152,19 @@ def logged_in_client():
     return client, csrf
 
 
+def create_session_from(client, csrf, origin):
+    """POST a new session as a page at `origin` would, sending back the login session's CSRF token."""
+    return client.post(
+        "/api/sessions/", {"title": "x"}, format="json", HTTP_X_CSRFTOKEN=csrf, HTTP_ORIGIN=origin
+    )
+
+
 @pytest.mark.usefixtures("fast_password_hashing")
 def test_login_session_writes_from_a_foreign_page_are_refused():
     client, csrf = logged_in_client()
-    foreign = client.post(
-        "/api/sessions/",
-        {"title": "x"},
-        format="json",
-        HTTP_X_CSRFTOKEN=csrf,
-        HTTP_ORIGIN="https://evil.example.com",
-    )
+    foreign = create_session_from(client, csrf, "https://evil.example.com")
     assert foreign.status_code == 403
-    own = client.post(
-        "/api/sessions/",
-        {"title": "x"},
-        format="json",
-        HTTP_X_CSRFTOKEN=csrf,
-        HTTP_ORIGIN="http://testserver",
-    )
+    own = create_session_from(client, csrf, "http://testserver")
     assert own.status_code == 201
 
 
@@ -177,11 +172,5 @@ def test_login_session_writes_from_a_foreign_page_are_refused():
 def test_listed_origin_may_write_with_a_login_session(settings):
     settings.CSRF_TRUSTED_ORIGINS = [*settings.CSRF_TRUSTED_ORIGINS, "https://intranet.example.com"]
     client, csrf = logged_in_client()
-    response = client.post(
-        "/api/sessions/",
-        {"title": "x"},
-        format="json",
-        HTTP_X_CSRFTOKEN=csrf,
-        HTTP_ORIGIN="https://intranet.example.com",
-    )
+    response = create_session_from(client, csrf, "https://intranet.example.com")
     assert response.status_code == 201

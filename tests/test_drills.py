@@ -231,6 +231,18 @@ def health(server):
         return error.code
 
 
+async def live_session_on_two_servers(first, second, title, publisher_timeout):
+    """A session made on `first`, three viewers preferring each server and a publisher preferring
+    `first`, all on its first acknowledged update: (session, viewers, publisher, that Outcome)."""
+    session = await asyncio.to_thread(first.create_session, title)
+    viewers = [Viewer([first.ws_url, second.ws_url], session).start() for _ in range(3)]
+    viewers += [Viewer([second.ws_url, first.ws_url], session).start() for _ in range(3)]
+    publisher = Publisher([first.ws_url, second.ws_url], session, timeout=publisher_timeout)
+    before = await publish_until_acknowledged(publisher, "before", 20)
+    await converge(viewers, before.version)
+    return session, viewers, publisher, before
+
+
 async def stop_all(viewers, publisher):
     await asyncio.gather(*(viewer.stop() for viewer in viewers))
     await publisher.disconnect()
@@ -242,12 +254,9 @@ async def stop_all(viewers, publisher):
 async def test_redis_restart_publishing_resumes_and_viewers_catch_up(servers, own_redis, drill_database):
     env = {"REDIS_URL": own_redis.url, "COLLAB_REDIS_PREFIX": f"drill-{secrets.token_hex(4)}"}
     first, second = await servers(**env), await servers(**env)
-    session = await asyncio.to_thread(first.create_session, "redis drill")
-    viewers = [Viewer([first.ws_url, second.ws_url], session).start() for _ in range(3)]
-    viewers += [Viewer([second.ws_url, first.ws_url], session).start() for _ in range(3)]
-    publisher = Publisher([first.ws_url, second.ws_url], session, timeout=5)
-    before = await publish_until_acknowledged(publisher, "before", 20)
-    await converge(viewers, before.version)
+    session, viewers, publisher, before = await live_session_on_two_servers(
+        first, second, "redis drill", publisher_timeout=5
+    )
 
     await asyncio.to_thread(own_redis.stop)
     outage = await publisher.publish(flat_opc("during the outage"), "during the outage")
@@ -270,12 +279,9 @@ async def test_redis_restart_publishing_resumes_and_viewers_catch_up(servers, ow
 async def test_daphne_killed_during_a_conversion(servers, redis_url, redis_prefix, drill_database):
     env = {"REDIS_URL": redis_url, "COLLAB_REDIS_PREFIX": redis_prefix, "COLLAB_CONVERSION_WORKERS": "1"}
     doomed, survivor = await servers(**env), await servers(**env)
-    session = await asyncio.to_thread(doomed.create_session, "kill drill")
-    viewers = [Viewer([doomed.ws_url, survivor.ws_url], session).start() for _ in range(3)]
-    viewers += [Viewer([survivor.ws_url, doomed.ws_url], session).start() for _ in range(3)]
-    publisher = Publisher([doomed.ws_url, survivor.ws_url], session, timeout=10)
-    before = await publish_until_acknowledged(publisher, "before", 20)
-    await converge(viewers, before.version)
+    session, viewers, publisher, before = await live_session_on_two_servers(
+        doomed, survivor, "kill drill", publisher_timeout=10
+    )
 
     # The process dies while the update converts: its worker is held still so the kill lands mid-way.
     workers = conversion_workers(doomed.process.pid)
