@@ -81,12 +81,18 @@ async def test_viewer_v2_gets_init_then_current_html(session):
     await viewer.disconnect()
 
 
-async def test_viewer_gets_update_from_word(session):
+async def viewer_and_word(session):
+    """A version 2 viewer that has had its first document, and a Word socket that has had its init."""
     viewer = await join(session, "client")
     await receive_action(viewer, "init")
     await receive_action(viewer, "get-html")
     word = await join(session, "word")
     await receive_action(word, "init")
+    return viewer, word
+
+
+async def test_viewer_gets_update_from_word(session):
+    viewer, word = await viewer_and_word(session)
     await send(word, Action="update-ooxml", Content=flat_opc("Hello from Word"))
     for socket in (viewer, word):
         update = await receive_action(socket, "get-html")
@@ -348,11 +354,7 @@ async def test_broken_document_keeps_previous_html(session):
 
 
 async def test_end_session_reaches_every_socket(session):
-    viewer = await join(session, "client")
-    await receive_action(viewer, "init")
-    await receive_action(viewer, "get-html")
-    word = await join(session, "word")
-    await receive_action(word, "init")
+    viewer, word = await viewer_and_word(session)
     await send(word, Action="end-session")
     for socket in (viewer, word):
         ended = await receive_action(socket, "end-session")
