@@ -252,12 +252,16 @@ COLLAB_KEEP_ENDED = envint("COLLAB_KEEP_ENDED", "30")
 COLLAB_SWEEP_INTERVAL = envint("COLLAB_SWEEP_INTERVAL", "60")
 COLLAB_API_TOKEN_RATE = envrate("COLLAB_API_TOKEN_RATE", "120/minute")
 COLLAB_API_PAGE_SIZE = envint("COLLAB_API_PAGE_SIZE", "50") or 50
+# Failed sign-ins (API Basic and the admin's login) per user name and per client address.
+COLLAB_LOGIN_FAILURES_PER_USER = envrate("COLLAB_LOGIN_FAILURES_PER_USER", "10/hour")
+COLLAB_LOGIN_FAILURES_PER_ADDRESS = envrate("COLLAB_LOGIN_FAILURES_PER_ADDRESS", "50/hour")
 
 # The REST API (sessions_app/api.py, docs/API.md).
 REST_FRAMEWORK = {
+    # The first class's challenge is the 401's WWW-Authenticate: Bearer, never Basic (docs/API.md).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.BasicAuthentication",
         "sessions_app.authentication.SessionTokenAuthentication",
+        "sessions_app.authentication.StaffBasicAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
@@ -282,7 +286,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 if REDIS_URL:
-    # API throttle counters are shared by every process.
+    # API throttle and failed sign-in counters are shared by every process.
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -9,7 +9,8 @@ from datetime import timedelta
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -18,6 +19,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
 from . import links
+from .login_limits import LoginAttempts, request_address
 from .models import CollabSession, Revision, SessionToken
 from .presence import presence
 from .services import default_token_expiry, do_create_session, do_end_session, do_issue_token, do_revoke_token
@@ -41,6 +43,25 @@ def plural(count, noun):
 
 def manifest_url():
     return f"{settings.COLLAB_PUBLIC_URL}/addin/manifest.xml"
+
+
+class ThrottledLoginForm(AdminAuthenticationForm):
+    """The admin's login, refused before the password is checked after too many failed sign-ins."""
+
+    def clean(self):
+        attempts = LoginAttempts(self.cleaned_data.get("username", ""), request_address(self.request))
+        refusal = attempts.refusal()
+        if refusal is not None:
+            raise ValidationError(refusal.describe(), code="throttled")
+        try:
+            return super().clean()
+        except ValidationError as error:
+            if error.code == "invalid_login":
+                attempts.note_failure()
+            raise
+
+
+admin.site.login_form = ThrottledLoginForm
 
 
 class CreateSessionForm(forms.Form):
@@ -169,7 +190,9 @@ class CollabSessionAdmin(admin.ModelAdmin):
     def current_html(self, session):
         return sandboxed_preview(session.html, f"Version {session.version}")
 
-    @admin.action(description="End selected sessions (their sockets are told and closed)")
+    @admin.action(
+        description="End selected sessions (their sockets are told and closed)", permissions=["change"]
+    )
     def end_sessions(self, request, queryset):
         ended = sum(do_end_session(session_id) for session_id in queryset.values_list("pk", flat=True))
         self.message_user(request, f"{ended} session(s) ended.", messages.SUCCESS)
@@ -310,7 +333,9 @@ class SessionTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["session", *SessionToken.SHOWN_FIELDS]
     fields = readonly_fields
 
-    @admin.action(description="Revoke selected tokens (sockets using them are closed)")
+    @admin.action(
+        description="Revoke selected tokens (sockets using them are closed)", permissions=["change"]
+    )
     def revoke_tokens(self, request, queryset):
         tokens = list(queryset.filter(revoked=False))
         for token in tokens:

@@ -4,6 +4,7 @@ import logging
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
@@ -136,15 +137,16 @@ def error_responses(*statuses):
 ERROR_DESCRIPTIONS = {
     400: "Invalid request body or query (E1010).",
     401: "No credentials (E1002) or wrong ones (E1003).",
-    403: "Authenticated, but not allowed to do this (E1008).",
+    403: "Authenticated, but not allowed to do this (E1008): a missing model permission, or Basic "
+    "credentials on a change sent from another site's page.",
     404: "No such session, or one the caller may not see (E1001).",
     410: "The session has ended (E1006).",
     413: "The document is larger than COLLAB_MAX_MESSAGE_BYTES (E1009).",
     415: "Not a .docx or Flat OPC content type (E1010).",
     422: "The document cannot be converted (E2002).",
-    429: "Too many requests with this token (E1011); see Retry-After.",
+    429: "Too many requests with this token, or too many failed sign-ins (E1011); see Retry-After.",
 }
-STAFF_ERRORS = (400, 401, 403, 404)
+STAFF_ERRORS = (400, 401, 403, 404, 429)
 TOKEN_ERRORS = (401, 403, 404, 429)
 STAFF_AUTH = [{"basicAuth": []}, {"cookieAuth": []}]
 # Session ids are URL-safe base64; the URL pattern refuses anything else before the database sees it.
@@ -177,23 +179,58 @@ class RevisionPagination(Pagination):
         return min(settings.COLLAB_API_PAGE_SIZE, 20)
 
 
+def has_admin_permission(user, action, model):
+    """Whether the admin lets this user `action` ("view", "add", "change") objects of `model`.
+
+    As in the admin, the permission to change an object includes viewing it; superusers have all.
+    """
+    opts = model._meta
+    actions = (action, "change") if action == "view" else (action,)
+    return any(user.has_perm(f"{opts.app_label}.{get_permission_codename(each, opts)}") for each in actions)
+
+
+def missing_permission_refusal(action, model):
+    opts = model._meta
+    codename = f"{opts.app_label}.{get_permission_codename(action, opts)}"
+    return f"Your account lacks the permission to {action} {opts.verbose_name_plural} ({codename})."
+
+
 class StaffOrSessionToken(BasePermission):
-    """Staff where the view allows them; a session token only on views of one session."""
+    """Staff holding the view's model permissions; a session token only on views of one session."""
 
     def has_permission(self, request, view):
         if request.user and request.user.is_staff:
             if not view.staff_allowed:
                 raise exceptions.PermissionDenied(view.staff_refusal)
+            self.check_staff_permissions(request, view)
             return True
         return session_token_of(request) is not None and "session_id" in view.kwargs
 
+    def check_staff_permissions(self, request, view):
+        """PermissionDenied, in words, unless the user holds what the admin asks for the same action."""
+        method = "GET" if request.method == "HEAD" else request.method
+        if method == "OPTIONS" or not hasattr(view, method.lower()):
+            return  # DRF answers with the view's description, or 405
+        needed = view.staff_permissions.get(method)
+        if needed is None:
+            raise exceptions.PermissionDenied("Action not allowed for staff.")
+        for action, model in needed:
+            if not has_admin_permission(request.user, action, model):
+                raise exceptions.PermissionDenied(missing_permission_refusal(action, model))
 
-class SessionScoped:
-    """A view of the session in the URL; a token of another session finds nothing there (404)."""
+
+class StaffViews:
+    """What staff may do on a view: its model permissions per method (docs/API.md), as the admin asks them."""
 
     permission_classes = [StaffOrSessionToken]
     staff_allowed = True
     staff_refusal = ""
+    staff_permissions = {}  # method: [(action, model), …], every one needed
+
+
+class SessionScoped(StaffViews):
+    """A view of the session in the URL; a token of another session finds nothing there (404)."""
+
     token_roles = ()  # roles whose tokens may use the view, within their own session
 
     def get_session(self, sessions=CollabSession.objects):
@@ -229,9 +266,10 @@ class ApiRootView(APIView):
         )
 
 
-class SessionListView(generics.ListCreateAPIView):
+class SessionListView(StaffViews, generics.ListCreateAPIView):
     """Staff: list sessions, newest first, or create one."""
 
+    staff_permissions = {"GET": [("view", CollabSession)], "POST": [("add", CollabSession)]}
     serializer_class = SessionSerializer
     pagination_class = Pagination
 
@@ -258,7 +296,7 @@ class SessionListView(generics.ListCreateAPIView):
     @extend_schema(
         summary="Create a session",
         request=SessionCreateSerializer,
-        responses={201: SessionCreatedSerializer, **error_responses(400, 401, 403)},
+        responses={201: SessionCreatedSerializer, **error_responses(400, 401, 403, 429)},
         auth=STAFF_AUTH,
     )
     def post(self, request):
@@ -273,6 +311,8 @@ class SessionListView(generics.ListCreateAPIView):
 class SessionDetailView(SessionScoped, APIView):
     """Staff: one session with its live counts and its tokens (never their secrets)."""
 
+    staff_permissions = {"GET": [("view", CollabSession), ("view", SessionToken)]}
+
     @extend_schema(
         summary="Read a session",
         parameters=[SESSION_ID],
@@ -286,6 +326,9 @@ class SessionDetailView(SessionScoped, APIView):
 
 class TokenListView(SessionScoped, APIView):
     """Staff: issue a token."""
+
+    # The admin issues tokens from the session's page, to those who may change the session.
+    staff_permissions = {"POST": [("change", CollabSession)]}
 
     @extend_schema(
         summary="Issue a token",
@@ -311,6 +354,8 @@ class TokenListView(SessionScoped, APIView):
 class TokenDetailView(SessionScoped, APIView):
     """Staff: revoke a token; sockets using it are refused at once."""
 
+    staff_permissions = {"DELETE": [("change", SessionToken)]}
+
     @extend_schema(
         summary="Revoke a token",
         parameters=[SESSION_ID],
@@ -328,6 +373,8 @@ class TokenDetailView(SessionScoped, APIView):
 
 class SessionEndView(SessionScoped, APIView):
     """Staff or a token allowed to end the session (word tokens by default): end it for everyone."""
+
+    staff_permissions = {"POST": [("change", CollabSession)]}
 
     def token_allowed(self, token):
         return token.can_end_session
@@ -350,6 +397,7 @@ class SessionEndView(SessionScoped, APIView):
 class SessionHtmlView(SessionScoped, APIView):
     """Staff or any token of the session: the current HTML, with the version as its ETag."""
 
+    staff_permissions = {"GET": [("view", CollabSession)]}
     token_roles = (SessionToken.Role.WORD, SessionToken.Role.CLIENT)
     # The stored HTML is sanitised already; this keeps it inert should that ever fail.
     CONTENT_SECURITY_POLICY = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -461,6 +509,8 @@ class SessionDocumentView(SessionScoped, APIView):
 
 class RevisionListView(SessionScoped, generics.ListAPIView):
     """Staff: the stored versions of a session, newest first."""
+
+    staff_permissions = {"GET": [("view", Revision)]}
 
     serializer_class = RevisionSerializer
     pagination_class = RevisionPagination

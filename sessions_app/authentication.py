@@ -1,17 +1,26 @@
-"""REST API credentials of session tokens: `Authorization: Bearer <token>`, and their rate limit."""
+"""REST API credentials: session tokens (`Authorization: Bearer <token>`) and their rate; staff's Basic."""
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication, BasicAuthentication, get_authorization_header
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
 from .access import note_token_used
+from .login_limits import LoginAttempts, request_address
 from .models import SessionToken
 from .protocol import ERROR_TEXTS
 
 INVALID_TOKEN = f"{ERROR_TEXTS['E1003']}."
+# The one challenge a 401 carries. Never Basic: a browser would ask for a password, keep it, and
+# send it with any other site's form that posts here.
+CHALLENGE = 'Bearer realm="collab"'
+CROSS_SITE_REFUSAL = (
+    "Cross-site request refused: HTTP Basic credentials are for scripts; "
+    "a page of another site cannot use them to change anything."
+)
 
 
 class SessionTokenAuthentication(BaseAuthentication):
@@ -37,7 +46,48 @@ class SessionTokenAuthentication(BaseAuthentication):
         return AnonymousUser(), token
 
     def authenticate_header(self, request):
-        return 'Bearer realm="collab"'
+        return CHALLENGE
+
+
+class StaffBasicAuthentication(BasicAuthentication):
+    """HTTP Basic for staff scripts: refused to other sites' pages, throttled per user name and address."""
+
+    def authenticate_credentials(self, userid, password, request=None):
+        """(user, None) for right credentials; refused unchecked if cross-site or after too many failures."""
+        if request.method not in SAFE_METHODS and is_cross_site(request):
+            raise exceptions.PermissionDenied(CROSS_SITE_REFUSAL)
+        attempts = LoginAttempts(userid, request_address(request))
+        refusal = attempts.refusal()
+        if refusal is not None:
+            raise SignInsThrottled(refusal)
+        try:
+            return super().authenticate_credentials(userid, password, request)
+        except exceptions.AuthenticationFailed:
+            attempts.note_failure()
+            raise
+
+    def authenticate_header(self, request):
+        return CHALLENGE
+
+
+class SignInsThrottled(exceptions.Throttled):
+    """429 with the refusal in words and its wait as Retry-After (DRF's own text would repeat it)."""
+
+    def __init__(self, refusal):
+        super().__init__(detail=refusal.describe())
+        self.wait = refusal.wait
+
+
+def is_cross_site(request):
+    """Whether a browser sent this request from a page of another origin than ours or a trusted one.
+
+    The Origin header decides when there is one; Sec-Fetch-Site otherwise. Scripts send neither.
+    """
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is not None:
+        own = f"{request.scheme}://{request.get_host()}"
+        return origin != own and origin not in settings.CSRF_TRUSTED_ORIGINS
+    return request.META.get("HTTP_SEC_FETCH_SITE", "none") not in ("same-origin", "none")
 
 
 def session_token_of(request):
@@ -60,6 +110,21 @@ class SessionTokenRateThrottle(SimpleRateThrottle):
             return None
         # The digest, not the id: ids repeat across test databases sharing one Redis.
         return self.cache_format % {"scope": self.scope, "ident": token.digest}
+
+
+class StaffBasicScheme(OpenApiAuthenticationExtension):
+    """Describes StaffBasicAuthentication in the OpenAPI schema."""
+
+    target_class = StaffBasicAuthentication
+    name = "basicAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "basic",
+            "description": "A staff user's name and password, sent with every request (the 401 asks for "
+            "Bearer, so only clients that send Basic unasked, as curl -u does, use it).",
+        }
 
 
 class SessionTokenScheme(OpenApiAuthenticationExtension):

@@ -59,6 +59,15 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def own_cache_keys(settings):
+    """Cache keys of this test alone: failed sign-ins and API throttles never carry over to the next test."""
+    settings.CACHES = {
+        name: {**config, "KEY_PREFIX": f"collab-test-{secrets.token_hex(6)}"}
+        for name, config in settings.CACHES.items()
+    }
+
+
 @pytest.fixture
 def own_redis_prefix(settings):
     """Channel-layer and connection-count keys of this test alone, when the suite runs with REDIS_URL."""

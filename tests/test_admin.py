@@ -5,7 +5,7 @@ import re
 
 import pytest
 from channels.db import database_sync_to_async
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 
 from sessions_app import links
 from sessions_app.access import access_session_by_token
@@ -224,3 +224,63 @@ async def test_revoking_from_the_session_page_reaches_live_sockets(admin_client,
         session_id=session["id"], role="client"
     )
     assert client_token.revoked
+
+
+def test_actions_need_the_change_permission(client, session):
+    viewer = User.objects.create_user("viewer", password="viewer-password", is_staff=True)
+    viewer.user_permissions.set(
+        Permission.objects.filter(codename__in=["view_collabsession", "view_sessiontoken"])
+    )
+    client.login(username="viewer", password="viewer-password")
+    assert "end_sessions" not in page(client.get(SESSIONS))
+    assert "revoke_tokens" not in page(client.get(TOKENS))
+    token = SessionToken.objects.get(session_id=session["id"], role="word")
+    client.post(SESSIONS, {"action": "end_sessions", "_selected_action": [session["id"]]})
+    client.post(TOKENS, {"action": "revoke_tokens", "_selected_action": [token.pk]})
+    assert CollabSession.objects.get(pk=session["id"]).is_active
+    token.refresh_from_db()
+    assert not token.revoked
+
+
+# Failed sign-ins are limited per user name and per address.
+
+LOGIN = "/admin/login/"
+
+
+def sign_in(client, username, password, address="127.0.0.1"):
+    """Post the admin's login form; the response (a redirect once signed in)."""
+    return client.post(
+        LOGIN, {"username": username, "password": password, "next": SESSIONS}, REMOTE_ADDR=address
+    )
+
+
+def test_admin_login_refuses_further_tries_of_a_user_name_in_words(client, settings):
+    settings.COLLAB_LOGIN_FAILURES_PER_USER = "3/hour"
+    User.objects.create_user("operator", password="operator-password", is_staff=True)
+    for n in range(3):
+        assert "Please enter the correct username" in page(sign_in(client, "operator", f"guess-{n}"))
+    # Now even the right password is refused, from any address, with the reason on the form.
+    refused = page(sign_in(client, "operator", "operator-password", address="198.51.100.4"))
+    assert re.search(r"Too many failed sign-ins for this user name; try again in \d+ minutes?\.", refused)
+    assert client.get(SESSIONS).status_code == 302  # not signed in
+    # Another user name may still sign in.
+    User.objects.create_user("colleague", password="colleague-password", is_staff=True)
+    assert sign_in(client, "colleague", "colleague-password").status_code == 302
+
+
+def test_admin_login_refuses_an_address_after_too_many_failures(client, settings):
+    settings.COLLAB_LOGIN_FAILURES_PER_ADDRESS = "3/hour"
+    User.objects.create_user("operator", password="operator-password", is_staff=True)
+    for name in ("root", "admin", "operator"):
+        sign_in(client, name, "guess", address="203.0.113.9")
+    refused = page(sign_in(client, "operator", "operator-password", address="203.0.113.9"))
+    assert "Too many failed sign-ins from this address; try again in" in refused
+    assert sign_in(client, "operator", "operator-password", address="203.0.113.10").status_code == 302
+
+
+def test_admin_login_counts_failures_not_successes(client, settings):
+    settings.COLLAB_LOGIN_FAILURES_PER_USER = "2/hour"
+    User.objects.create_user("operator", password="operator-password", is_staff=True)
+    for _ in range(5):
+        assert sign_in(client, "operator", "operator-password").status_code == 302
+        client.logout()

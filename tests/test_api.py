@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -24,7 +24,10 @@ DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
 @pytest.fixture
 def staff_user():
-    return User.objects.create_user("staff", password=STAFF_PASSWORD, is_staff=True)
+    """Staff with every permission on collab's models (tests/test_api_security.py checks each one)."""
+    user = User.objects.create_user("staff", password=STAFF_PASSWORD, is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="sessions_app"))
+    return user
 
 
 @pytest.fixture
@@ -131,7 +134,7 @@ def test_create_session_refuses_other_content_types(staff):
 def test_creating_needs_staff_credentials(anonymous, staff_user, session):
     response = anonymous.post("/api/sessions/", {"title": "x"}, format="json")
     assert_error(response, 401, "E1002")
-    assert response["WWW-Authenticate"].startswith("Basic")
+    assert response["WWW-Authenticate"] == 'Bearer realm="collab"'
 
     wrong = APIClient()
     wrong.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(b"staff:wrong").decode())

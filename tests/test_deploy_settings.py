@@ -143,7 +143,7 @@ def test_listed_origin_may_call_the_api(client, settings):
 
 
 def logged_in_client():
-    User.objects.create_user("staff", password=STAFF_PASSWORD, is_staff=True)
+    User.objects.create_user("staff", password=STAFF_PASSWORD, is_staff=True, is_superuser=True)
     client = APIClient(enforce_csrf_checks=True)
     assert client.login(username="staff", password=STAFF_PASSWORD)
     # The cookie a page of this server would have set, and the header its script sends back.
