@@ -41,8 +41,9 @@ from .protocol import ERROR_TEXTS, HEAD_TOO_SLOW, TOO_LARGE, TOO_MANY_FROM_ADDRE
 
 # The requests whose body is a document (api_urls.py), allowed COLLAB_MAX_MESSAGE_BYTES.
 DOCUMENT_UPLOADS = [(b"PUT", re.compile(r"/api/sessions/[^/]+/document"))]
-# A refused connection reads and drops what still arrives for this long before it is cut, so
-# that a client still sending its body reads the answer rather than a connection reset.
+# A refused connection reads and drops what still arrives for this long (and at most as many
+# bytes as the request's body could have held) before it is cut, so that a client still
+# sending its body reads the answer rather than a connection reset.
 LINGER_SECONDS = 2.0
 
 
@@ -249,20 +250,23 @@ class BoundedHTTPChannel:
     address = None
     counted = False
     timer = None
-    body_limit = body_left = 0
+    body_limit = body_left = linger_left = 0
     target = b""
 
     def connectionMade(self):
         super().connectionMade()
         self.address = waiting_http_connections.address_of(self.transport.getPeer())
         if not waiting_http_connections.admit(self.address):
-            self.refuse(too_many_connections_answer())
+            self.refuse(too_many_connections_answer(), self.request_limit)
             return
         self.counted = True
         self.wait_for_head()
 
     def dataReceived(self, data):
         if self.state == "refused":
+            self.linger_left -= len(data)
+            if self.linger_left < 0:
+                self.transport.abortConnection()
             return
         if self.state == "idle":
             self.wait_for_head()
@@ -278,7 +282,7 @@ class BoundedHTTPChannel:
         self.target = self._path
         self.body_limit = self.limit_for(self._command, self._path)
         if self.length is not None and self.length > self.body_limit:
-            self.refuse(too_large_answer(self.target, self.body_limit))
+            self.refuse(too_large_answer(self.target, self.body_limit), self.body_limit)
             return
         self.body_left = self.body_limit
         super().allHeadersReceived()
@@ -289,7 +293,7 @@ class BoundedHTTPChannel:
             return False
         self.body_left -= size
         if self.body_left < 0:
-            self.refuse(too_large_answer(self.target, self.body_limit))
+            self.refuse(too_large_answer(self.target, self.body_limit), self.body_limit)
             return False
         return True
 
@@ -328,11 +332,12 @@ class BoundedHTTPChannel:
 
     def head_too_slow(self):
         self.timer = None
-        self.refuse(head_too_slow_answer())
+        self.refuse(head_too_slow_answer(), self.request_limit)
 
-    def refuse(self, answer):
+    def refuse(self, answer, linger_bytes):
         """Answer and close, reading and dropping what still arrives for a moment."""
         self.state = "refused"
+        self.linger_left = linger_bytes
         self.stop_timer()
         self.uncount()
         self.setTimeout(None)

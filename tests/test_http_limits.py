@@ -8,8 +8,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from sessions_app.api import error_body
+from sessions_app.daphne_adaptations import DOCUMENT_UPLOADS
 from sessions_app.protocol import ERROR_TEXTS, HEAD_TOO_SLOW, TOO_MANY_FROM_ADDRESS
 from tests.documents import flat_opc
 
@@ -178,6 +180,11 @@ def test_a_document_over_the_request_limit_still_uploads(shared_daphne):
     answer, _ = exchange(shared_daphne.port, request_head, [document])
     status, _, body = parsed(answer)
     assert (status, json.loads(body)) == (200, {"version": 1})
+
+
+def test_the_document_limit_follows_the_api_route():
+    path = reverse("api:document", args=["Session_id-1"])
+    assert [method for method, pattern in DOCUMENT_UPLOADS if pattern.fullmatch(path)] == [b"PUT"]
 
 
 # Slow heads
