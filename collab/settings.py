@@ -227,6 +227,10 @@ for _proxy in COLLAB_TRUSTED_PROXIES:
             f"COLLAB_TRUSTED_PROXIES: {_proxy!r} is not an address or network"
         ) from None
 COLLAB_MAX_MESSAGE_BYTES = envint("COLLAB_MAX_MESSAGE_BYTES", str(32 * 1024 * 1024))
+# HTTP under daphne (sessions_app/daphne_adaptations.py): the largest request body besides a
+# document upload's (COLLAB_MAX_MESSAGE_BYTES), and seconds to send a request line and headers.
+COLLAB_MAX_REQUEST_BYTES = envint("COLLAB_MAX_REQUEST_BYTES", str(1024 * 1024))
+COLLAB_HTTP_HEADER_TIMEOUT = envfloat("COLLAB_HTTP_HEADER_TIMEOUT", "15")
 COLLAB_AUTH_TIMEOUT = envfloat("COLLAB_AUTH_TIMEOUT", "10")
 # A socket with more than this many bytes waiting to be sent gets only the newest document,
 # and is closed (4408) when it stays that far behind for COLLAB_SLOW_VIEWER_SECONDS.

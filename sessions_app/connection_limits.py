@@ -6,6 +6,10 @@ an expiry time each process refreshes while it lives (as sessions_app/presence.p
 the sockets of a crashed process drop out by themselves. Without Redis each process counts
 its own sockets. When Redis does not answer, connections are let in: the limits guard
 against abuse and must not turn a Redis outage into an outage of the viewers.
+
+HTTP connections that wait for a request (just opened, still sending its head or body, or
+kept alive between requests) are counted too, in each process (`WaitingHttpConnections`):
+Twisted accepts them synchronously, before any header could name a forwarded address.
 """
 
 import ipaddress
@@ -143,6 +147,50 @@ class RedisConnections:
                 pipe.expire(self.redis_key(key), TTL * 2)
             await pipe.execute()
 
+
+class WaitingHttpConnections:
+    """This process's HTTP connections that wait for a request, per client address.
+
+    A connection counts from its accept, or the end of its last response, until its next
+    request has arrived whole. It is counted under its peer's address, never a trusted
+    proxy's: the proxy's own timeouts guard it, and its clients are not known yet.
+    """
+
+    def __init__(self):
+        self._counts = Counter()
+
+    def address_of(self, peer):
+        """The address a connection from `peer` (a Twisted address) is counted under; None: not counted."""
+        host = getattr(peer, "host", None)
+        if host is None or not settings.COLLAB_MAX_CONNECTIONS_PER_ADDRESS:
+            return None
+        trusted = settings.COLLAB_TRUSTED_PROXIES
+        if trusted and is_trusted_proxy(host, trusted):
+            return None
+        return host
+
+    def admit(self, address):
+        """Count a new connection unless its address already has the limit waiting; whether it may stay."""
+        if address is not None and self._counts[address] >= settings.COLLAB_MAX_CONNECTIONS_PER_ADDRESS:
+            return False
+        self.add(address)
+        return True
+
+    def add(self, address):
+        """Count a connection that waits again, kept alive after its response."""
+        if address is not None:
+            self._counts[address] += 1
+
+    def remove(self, address):
+        """Stop counting a connection: its request arrived, or it closed."""
+        if address is None:
+            return
+        self._counts[address] -= 1
+        if self._counts[address] <= 0:
+            del self._counts[address]
+
+
+waiting_http_connections = WaitingHttpConnections()
 
 _registries = {}
 

@@ -12,18 +12,39 @@
   more for every chunk received or sent. Those three names, as autobahn's WebSocket modules
   see them, build their text only when a line is written, so lines read as before when
   debug logging is on.
+- **HTTP limits.** Twisted would write any request body to a temporary file and daphne copy
+  all of it onto the application queue before Django could refuse it. Each HTTP/1.1
+  connection now answers 413 as soon as a body's declared length, or the running total of a
+  chunked one, passes the limit of its request: COLLAB_MAX_MESSAGE_BYTES for a document
+  upload, COLLAB_MAX_REQUEST_BYTES for anything else. A request line and headers must arrive
+  within COLLAB_HTTP_HEADER_TIMEOUT (from the accept, or from the first byte of a kept-alive
+  connection's next request), else 408. A connection waiting for a request counts against
+  COLLAB_MAX_CONNECTIONS_PER_ADDRESS in its process (connection_limits.py); over it, 429 at
+  once. HTTP/2 is not offered, so every request takes this path.
 
 `install()` leaves alone a process without daphne, and applies each adaptation once however
 often it is called.
 """
 
+import json
 import pprint
+import re
+from http import HTTPStatus
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from .connection_limits import waiting_http_connections
 from .delivery import DIRECT_SOCKET, DirectSocket
-from .protocol import ERROR_TEXTS, TOO_LARGE, refusal_frames
+from .protocol import ERROR_TEXTS, HEAD_TOO_SLOW, TOO_LARGE, TOO_MANY_FROM_ADDRESS, refusal_frames
+
+# The requests whose body is a document (api_urls.py), allowed COLLAB_MAX_MESSAGE_BYTES.
+DOCUMENT_UPLOADS = [(b"PUT", re.compile(r"/api/sessions/[^/]+/document"))]
+# A refused connection reads and drops what still arrives for this long (and at most as many
+# bytes as the request's body could have held) before it is cut, so that a client still
+# sending its body reads the answer rather than a connection reset.
+LINGER_SECONDS = 2.0
 
 
 def install():
@@ -32,8 +53,10 @@ def install():
         from autobahn import util
         from autobahn.twisted import websocket as twisted_websocket
         from autobahn.websocket import protocol
+        from daphne.http_protocol import HTTPFactory, WebRequest
         from daphne.server import Server
         from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+        from twisted.web import http
     except ImportError:  # not running under daphne
         return
     if getattr(Server, "collab_adaptations_installed", False):
@@ -44,14 +67,21 @@ def install():
         "WebSocketProtocol.onClose": WebSocketProtocol,
         "Server.create_application": Server,
         "Timings.__str__": protocol.Timings,
+        "HTTPFactory.protocol": HTTPFactory,
+        "HTTPFactory.acceptableProtocols": HTTPFactory,
+        "WebRequest.handleContentChunk": WebRequest,
+        "http._GenericHTTPChannelProtocol": http,
+        **{f"HTTPChannel.{name}": http.HTTPChannel for name in BoundedHTTPChannel.REPLACED},
     }
     missing = [name for name, owner in replaced.items() if not hasattr(owner, name.rsplit(".", 1)[1])]
+    missing += unfit_http_channel(http, HTTPFactory)
     if missing:
         # A daphne or autobahn release that moved what is replaced here: refuse rather than half-apply.
         raise ImproperlyConfigured(f"collab's adaptations do not fit this daphne: {', '.join(missing)}")
     apply_message_limit(WebSocketFactory, WebSocketProtocol)
     offer_direct_sockets(Server, WebSocketProtocol)
     apply_lazy_debug_text(util, protocol, twisted_websocket)
+    apply_http_limits(http, HTTPFactory, WebRequest)
     Server.collab_adaptations_installed = True
 
 
@@ -154,3 +184,204 @@ def apply_lazy_debug_text(util, protocol, twisted_websocket):
         for name, stand_in in stand_ins.items():
             if hasattr(module, name):
                 setattr(module, name, stand_in)
+
+
+def unfit_http_channel(http, factory_class):
+    """What apply_http_limits relies on and this Twisted or daphne does not have."""
+    unfit = []
+    if factory_class.protocol is not getattr(http, "_genericHTTPChannelProtocolFactory", None):
+        unfit.append("HTTPFactory.protocol (not Twisted's own)")
+    # The channel keeps the request line's method and target there until the request is whole.
+    if not {"_command", "_path", "length"} <= set(http.HTTPChannel.lineReceived.__code__.co_names):
+        unfit.append("HTTPChannel._command, _path, length")
+    return unfit
+
+
+def apply_http_limits(http, factory_class, request_class):
+    """Make daphne's HTTP connections BoundedHTTPChannels, and count each request's body as it arrives."""
+    channel_class = type(
+        "BoundedHTTPChannelOfTwisted",
+        (BoundedHTTPChannel, http.HTTPChannel),
+        {
+            "head_timeout": settings.COLLAB_HTTP_HEADER_TIMEOUT,
+            "request_limit": settings.COLLAB_MAX_REQUEST_BYTES,
+            "document_limit": settings.COLLAB_MAX_MESSAGE_BYTES,
+        },
+    )
+    generic_protocol = http._GenericHTTPChannelProtocol
+    handle_content_chunk = request_class.handleContentChunk
+
+    def bounded_channel_protocol(factory):
+        return generic_protocol(channel_class())
+
+    def http_1_1_only(factory):
+        return [b"http/1.1"]
+
+    def handle_counted_chunk(self, data):
+        if self.channel.body_fits(len(data)):
+            handle_content_chunk(self, data)
+
+    factory_class.protocol = bounded_channel_protocol
+    factory_class.acceptableProtocols = http_1_1_only
+    request_class.handleContentChunk = handle_counted_chunk
+
+
+class BoundedHTTPChannel:
+    """Twisted's HTTPChannel (mixed in by apply_http_limits) with a deadline, a body limit and a count.
+
+    A connection is in one of these states: "head" (its request line and headers are on
+    their way, against the deadline), "body", "busy" (the application has the request),
+    "idle" (kept alive after a response, until the next byte) and "refused" (answered with
+    an error, closing). It counts against its address's limit in every state but "busy" and
+    "refused".
+    """
+
+    REPLACED = (
+        "connectionMade",
+        "dataReceived",
+        "rawDataReceived",
+        "allHeadersReceived",
+        "allContentReceived",
+        "requestDone",
+        "connectionLost",
+    )
+    head_timeout = request_limit = document_limit = None  # set by apply_http_limits
+    state = "head"
+    address = None
+    counted = False
+    timer = None
+    body_limit = body_left = linger_left = 0
+    target = b""
+
+    def connectionMade(self):
+        super().connectionMade()
+        self.address = waiting_http_connections.address_of(self.transport.getPeer())
+        if not waiting_http_connections.admit(self.address):
+            self.refuse(too_many_connections_answer(), self.request_limit)
+            return
+        self.counted = True
+        self.wait_for_head()
+
+    def dataReceived(self, data):
+        if self.state == "refused":
+            self.linger_left -= len(data)
+            if self.linger_left < 0:
+                self.transport.abortConnection()
+            return
+        if self.state == "idle":
+            self.wait_for_head()
+        super().dataReceived(data)
+
+    def rawDataReceived(self, data):
+        if self.state != "refused":
+            super().rawDataReceived(data)
+
+    def allHeadersReceived(self):
+        self.stop_timer()
+        self.state = "body"
+        self.target = self._path
+        self.body_limit = self.limit_for(self._command, self._path)
+        if self.length is not None and self.length > self.body_limit:
+            self.refuse(too_large_answer(self.target, self.body_limit), self.body_limit)
+            return
+        self.body_left = self.body_limit
+        super().allHeadersReceived()
+
+    def body_fits(self, size):
+        """Count `size` more bytes of the request's body; False, and the request refused, past its limit."""
+        if self.state == "refused":
+            return False
+        self.body_left -= size
+        if self.body_left < 0:
+            self.refuse(too_large_answer(self.target, self.body_limit), self.body_limit)
+            return False
+        return True
+
+    def allContentReceived(self):
+        if self.state == "refused":
+            return
+        self.state = "busy"
+        self.uncount()
+        super().allContentReceived()
+
+    def requestDone(self, request):
+        if self.persistent:
+            # Before Twisted replays any pipelined bytes, which start the next request's deadline.
+            self.state = "idle"
+            if not self.counted:
+                waiting_http_connections.add(self.address)
+                self.counted = True
+        super().requestDone(request)
+
+    def connectionLost(self, reason):
+        self.stop_timer()
+        self.uncount()
+        super().connectionLost(reason)
+
+    def limit_for(self, method, target):
+        """The most bytes the body of a request with this method and target may hold."""
+        path = unquote(target.split(b"?", 1)[0].decode("ascii", "replace"))
+        for upload_method, pattern in DOCUMENT_UPLOADS:
+            if method == upload_method and pattern.fullmatch(path):
+                return self.document_limit
+        return self.request_limit
+
+    def wait_for_head(self):
+        self.state = "head"
+        self.timer = self.callLater(self.head_timeout, self.head_too_slow)
+
+    def head_too_slow(self):
+        self.timer = None
+        self.refuse(head_too_slow_answer(), self.request_limit)
+
+    def refuse(self, answer, linger_bytes):
+        """Answer and close, reading and dropping what still arrives for a moment."""
+        self.state = "refused"
+        self.linger_left = linger_bytes
+        self.stop_timer()
+        self.uncount()
+        self.setTimeout(None)
+        self.transport.write(answer)
+        close_writing = getattr(self.transport, "loseWriteConnection", None)
+        if close_writing is None:  # TLS: no half close
+            self.loseConnection()
+            return
+        close_writing()
+        self.timer = self.callLater(LINGER_SECONDS, self.transport.abortConnection)
+
+    def stop_timer(self):
+        if self.timer is not None and self.timer.active():
+            self.timer.cancel()
+        self.timer = None
+
+    def uncount(self):
+        if self.counted:
+            waiting_http_connections.remove(self.address)
+            self.counted = False
+
+
+def http_answer(status, content_type, text):
+    """A whole HTTP response that closes its connection."""
+    body = text.encode()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def too_large_answer(target, limit):
+    """413: the API's JSON error under /api/ (api.error_body's shape), plain text elsewhere."""
+    message = f"{ERROR_TEXTS['E1009']} (limit {limit} bytes)."
+    if target.startswith(b"/api/"):
+        body = json.dumps({"error": {"code": "E1009", "message": message}})
+        return http_answer(413, "application/json", body)
+    return http_answer(413, "text/plain; charset=utf-8", f"{message}\n")
+
+
+def head_too_slow_answer():
+    return http_answer(408, "text/plain; charset=utf-8", f"{HEAD_TOO_SLOW}.\n")
+
+
+def too_many_connections_answer():
+    return http_answer(429, "text/plain; charset=utf-8", f"{TOO_MANY_FROM_ADDRESS}.\n")

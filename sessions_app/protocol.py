@@ -68,6 +68,8 @@ TOO_SLOW_REASON = "Connection too slow: reconnect to get the current version"
 TOO_MANY_FROM_ADDRESS = "Too many connections from this address"
 TOO_MANY_WITH_TOKEN = "Too many connections with this token"  # noqa: S105 - words, not a secret
 EMPTY_DOCUMENT = "the document is empty"
+# The text of the HTTP 408 to a request whose line and headers came too slowly (daphne_adaptations.py).
+HEAD_TOO_SLOW = "Request line and headers not received in time"
 
 # Session ids a refusal may echo back: as long as any id can be.
 MAX_ECHOED_SESSION_ID = 64
