@@ -238,6 +238,8 @@ COLLAB_SEND_BUFFER_BYTES = envint("COLLAB_SEND_BUFFER_BYTES", str(1024 * 1024))
 COLLAB_SLOW_VIEWER_SECONDS = envfloat("COLLAB_SLOW_VIEWER_SECONDS", "30")
 # Each process's cache of current documents and their encoded frames (sessions_app/hub.py).
 COLLAB_DOCUMENT_CACHE_BYTES = envint("COLLAB_DOCUMENT_CACHE_BYTES", str(256 * 1024 * 1024))
+# Versions with more top-level blocks than this get no html-patch: the full document goes.
+COLLAB_PATCH_MAX_BLOCKS = envint("COLLAB_PATCH_MAX_BLOCKS", "50000")
 COLLAB_MAX_REVISIONS = envint("COLLAB_MAX_REVISIONS", "200")
 COLLAB_CONVERSION_WORKERS = envint("COLLAB_CONVERSION_WORKERS", "2") or 1
 COLLAB_CONVERSION_TIMEOUT = envfloat("COLLAB_CONVERSION_TIMEOUT", "60")

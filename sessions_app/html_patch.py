@@ -11,10 +11,14 @@ is a list of operations that turn the blocks of version n-1 into those of versio
 
 The operations consume every old block, in order. The checksum is the SHA-256 of the new
 version's full HTML in UTF-8, so a client can tell its result is exactly what the server holds.
+
+The diff costs about as much as reading both versions, whatever they hold: blocks unique to
+each side anchor the match (as patience diff does), only short stretches between anchors are
+compared block by block, and a budget of steps in proportion to the blocks bounds the rest.
 """
 
 import hashlib
-from difflib import SequenceMatcher
+from bisect import bisect_left
 from html.parser import HTMLParser
 
 # Elements that never have content or an end tag (HTML's void elements).
@@ -88,34 +92,136 @@ def split_blocks(html):
     return [html[start:end] for start, end in zip(cuts, cuts[1:], strict=False) if end > start]
 
 
-def diff_blocks(old, new):
-    """The operations that turn block list `old` into `new`."""
-    # Edits are usually local: match the common ends cheaply, diff only the middle.
-    prefix = 0
-    limit = min(len(old), len(new))
-    while prefix < limit and old[prefix] == new[prefix]:
-        prefix += 1
-    suffix = 0
-    while suffix < limit - prefix and old[-1 - suffix] == new[-1 - suffix]:
-        suffix += 1
-    old_middle = old[prefix : len(old) - suffix]
-    new_middle = new[prefix : len(new) - suffix]
+# The diff's budget: this many steps per block of both versions (each step is about a dict
+# look-up); what the budget does not reach goes as one replace.
+DIFF_STEPS_PER_BLOCK = 16
+DIFF_MIN_STEPS = 100_000
+# Stretches between anchors with at most this many pairs of blocks are matched pair by pair.
+DIFF_MAX_PAIRS = 10_000
+
+
+def diff_blocks(old, new, steps=None):
+    """The operations that turn block list `old` into `new`, in time about linear in their length.
+
+    `steps` is the budget (by default DIFF_STEPS_PER_BLOCK per block, at least DIFF_MIN_STEPS).
+    """
+    # Blocks become numbers (equal blocks, equal numbers): hashing reads each block once, and
+    # no comparison later reads a block again.
+    numbers = {}
+    old_ids = [numbers.setdefault(block, len(numbers)) for block in old]
+    new_ids = [numbers.setdefault(block, len(numbers)) for block in new]
+    if steps is None:
+        steps = max(DIFF_STEPS_PER_BLOCK * (len(old) + len(new)), DIFF_MIN_STEPS)
+    kept = _kept_pairs(old_ids, new_ids, steps)
     ops = []
-    if prefix:
-        _append(ops, ["keep", prefix])
-    matcher = SequenceMatcher(None, old_middle, new_middle, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            _append(ops, ["keep", i2 - i1])
-        elif tag == "delete":
-            _append(ops, ["delete", i2 - i1])
-        elif tag == "insert":
-            _append(ops, ["insert", new_middle[j1:j2]])
-        else:
-            _append(ops, ["replace", i2 - i1, new_middle[j1:j2]])
-    if suffix:
-        _append(ops, ["keep", suffix])
+    old_at = new_at = 0
+    for old_index, new_index in kept:
+        _append_change(ops, old_index - old_at, new[new_at:new_index])
+        _append(ops, ["keep", 1])
+        old_at, new_at = old_index + 1, new_index + 1
+    _append_change(ops, len(old) - old_at, new[new_at:])
     return ops
+
+
+def _append_change(ops, deleted, inserted):
+    """Add the operation that skips `deleted` old blocks and adds the `inserted` ones, if any."""
+    if deleted and inserted:
+        _append(ops, ["replace", deleted, inserted])
+    elif deleted:
+        _append(ops, ["delete", deleted])
+    elif inserted:
+        _append(ops, ["insert", inserted])
+
+
+def _kept_pairs(old, new, budget):
+    """(old index, new index) of blocks kept from old to new, in order of both, within `budget` steps."""
+    kept = []
+    stretches = [(0, len(old), 0, len(new))]
+    while stretches:
+        old_lo, old_hi, new_lo, new_hi = stretches.pop()
+        # Edits are usually local: the common ends match at once.
+        while old_lo < old_hi and new_lo < new_hi and old[old_lo] == new[new_lo]:
+            kept.append((old_lo, new_lo))
+            old_lo, new_lo = old_lo + 1, new_lo + 1
+        while old_lo < old_hi and new_lo < new_hi and old[old_hi - 1] == new[new_hi - 1]:
+            old_hi, new_hi = old_hi - 1, new_hi - 1
+            kept.append((old_hi, new_hi))
+        if old_lo == old_hi or new_lo == new_hi:
+            continue
+        pairs = (old_hi - old_lo) * (new_hi - new_lo)
+        if pairs <= DIFF_MAX_PAIRS and pairs <= budget:
+            budget -= pairs
+            kept.extend(_common_subsequence(old, old_lo, old_hi, new, new_lo, new_hi))
+            continue
+        if (old_hi - old_lo) + (new_hi - new_lo) > budget:
+            continue  # over the budget: this stretch is replaced whole
+        budget -= (old_hi - old_lo) + (new_hi - new_lo)
+        anchors = _unique_anchors(old, old_lo, old_hi, new, new_lo, new_hi)
+        budget -= len(anchors)
+        kept.extend(anchors)
+        # The stretches between anchors are matched the same way.
+        for old_index, new_index in [*anchors, (old_hi, new_hi)]:
+            if old_index > old_lo and new_index > new_lo:
+                stretches.append((old_lo, old_index, new_lo, new_index))
+            old_lo, new_lo = old_index + 1, new_index + 1
+    kept.sort()
+    return kept
+
+
+def _unique_anchors(old, old_lo, old_hi, new, new_lo, new_hi):
+    """Pairs of blocks found once in each stretch, the longest run of them in the same order in both."""
+    seen_old = {}
+    for index in range(old_lo, old_hi):
+        seen_old[old[index]] = -1 if old[index] in seen_old else index
+    seen_new = {}
+    for index in range(new_lo, new_hi):
+        seen_new[new[index]] = -1 if new[index] in seen_new else index
+    candidates = [
+        (seen_old[block], index)
+        for block, index in seen_new.items()
+        if index >= 0 and seen_old.get(block, -1) >= 0
+    ]
+    candidates.sort(key=lambda pair: pair[1])
+    # The longest increasing run of old indices, by patience sorting: n·log n.
+    tails, tail_indices, previous = [], [], [None] * len(candidates)
+    for position, (old_index, _) in enumerate(candidates):
+        length = bisect_left(tail_indices, old_index)
+        if length:
+            previous[position] = tails[length - 1]
+        if length == len(tails):
+            tails.append(position)
+            tail_indices.append(old_index)
+        else:
+            tails[length] = position
+            tail_indices[length] = old_index
+    run = []
+    position = tails[-1] if tails else None
+    while position is not None:
+        run.append(candidates[position])
+        position = previous[position]
+    return run[::-1]
+
+
+def _common_subsequence(old, old_lo, old_hi, new, new_lo, new_hi):
+    """(old index, new index) of a longest common subsequence of two short stretches."""
+    old_length, new_length = old_hi - old_lo, new_hi - new_lo
+    # after[i][j]: how long a common subsequence the stretches have from old_lo + i and new_lo + j on.
+    after = [[0] * (new_length + 1) for _ in range(old_length + 1)]
+    for i in range(old_length - 1, -1, -1):
+        row, below, block = after[i], after[i + 1], old[old_lo + i]
+        for j in range(new_length - 1, -1, -1):
+            row[j] = below[j + 1] + 1 if block == new[new_lo + j] else max(below[j], row[j + 1])
+    pairs = []
+    i = j = 0
+    while i < old_length and j < new_length:
+        if old[old_lo + i] == new[new_lo + j]:
+            pairs.append((old_lo + i, new_lo + j))
+            i, j = i + 1, j + 1
+        elif after[i + 1][j] >= after[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return pairs
 
 
 def _append(ops, op):

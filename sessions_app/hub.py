@@ -37,11 +37,18 @@ RETRY_MAX_SECONDS = 5.0
 PATCH_MAX_SHARE = 0.5
 
 
-def build_patch(session_id, version, old_html, new_html, full_frame_size):
-    """The html-patch frame from old_html to new_html, or None when sending it saves too little."""
-    ops = diff_blocks(split_blocks(old_html), split_blocks(new_html))
+def build_patch(session_id, version, old_blocks, new_blocks, new_html, full_frame_size):
+    """The html-patch frame from old_blocks to new_blocks, or None when sending it saves too little."""
+    ops = diff_blocks(old_blocks, new_blocks)
     frame = patch_message(session_id, version, ops, checksum(new_html))
     return frame if len(frame) <= full_frame_size * PATCH_MAX_SHARE else None
+
+
+def finished_result(future):
+    """The result of a future that has finished well, else None."""
+    if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+        return None
+    return future.result()
 
 
 def stored_document(session_id):
@@ -61,7 +68,8 @@ class DocumentFrames:
     """Latest (version, frames) per session, so a broadcast to many viewers costs one read and one encode.
 
     `blocks`, for clients granted html-patch, adds the top-level blocks' lengths in UTF-16
-    code units, so the client can apply the next patch without splitting HTML itself.
+    code units, so the client can apply the next patch without splitting HTML itself. The
+    blocks are split once per version, beside the event loop, and kept for the next patch.
 
     Bounded by COLLAB_DOCUMENT_CACHE_BYTES (the HTML and its encoded frames) and MAX_SESSIONS;
     the least recently used sessions go first, and are read again when next needed.
@@ -88,11 +96,25 @@ class DocumentFrames:
         key = (protocol, blocks)
         frames = entry["frames"]
         if key not in frames:
-            lengths = utf16_lengths(split_blocks(entry["html"])) if blocks else None
-            frames[key] = html_message(session_id, entry["version"], entry["html"], protocol, lengths)
-            self.encodes += 1
-            self._count(session_id, entry, len(frames[key]))
+            lengths = utf16_lengths(await self._blocks(session_id, entry)) if blocks else None
+            if key not in frames:  # unless another caller encoded it meanwhile
+                frames[key] = html_message(session_id, entry["version"], entry["html"], protocol, lengths)
+                self.encodes += 1
+                if self._latest.get(session_id) is entry:
+                    self._count(session_id, entry, len(frames[key]))
         return entry["version"], frames[key]
+
+    async def _blocks(self, session_id, entry):
+        """The top-level blocks of an entry's HTML, split once (a long document takes a while)."""
+        if entry["blocks"] is None:
+            entry["blocks"] = asyncio.ensure_future(self._split(session_id, entry))
+        return await asyncio.shield(entry["blocks"])
+
+    async def _split(self, session_id, entry):
+        blocks = await asyncio.to_thread(split_blocks, entry["html"])
+        if self._latest.get(session_id) is entry:
+            self._count(session_id, entry, len(entry["html"]))
+        return blocks
 
     async def patch(self, session_id, version):
         """The html-patch frame from version-1 to `version` (computed once), or None if there is none."""
@@ -113,17 +135,28 @@ class DocumentFrames:
 
     async def _diff_versions(self, session_id, entry):
         version = entry["version"]
+        # Versions of more blocks than this are not diffed: the full document goes.
+        max_blocks = settings.COLLAB_PATCH_MAX_BLOCKS
+        blocks = await self._blocks(session_id, entry)
+        if len(blocks) > max_blocks:
+            return None
         previous = entry["previous"]
         if previous is None:
-            previous = await database_sync_to_async(revision_html)(session_id, version - 1)
-            if previous is None:
+            html = await database_sync_to_async(revision_html)(session_id, version - 1)
+            if html is None:
                 return None
+            previous = await asyncio.to_thread(split_blocks, html)
+        if len(previous) > max_blocks:
+            return None
         _, full = await self.frame(session_id, 2, at_least=version, blocks=True)
-        # Diffing a long document takes a while: it runs beside the event loop, not in it.
-        frame = await asyncio.to_thread(build_patch, session_id, version, previous, entry["html"], len(full))
+        # The diff's work is bounded (html_patch.py), and it runs beside the event loop.
+        frame = await asyncio.to_thread(
+            build_patch, session_id, version, previous, blocks, entry["html"], len(full)
+        )
         if self._latest.get(session_id) is entry:
-            self._count(session_id, entry, (len(frame) if frame else 0) - len(entry["previous"] or ""))
-        entry["previous"] = None  # the patch is built; the older HTML is no longer needed
+            self._count(session_id, entry, (len(frame) if frame else 0) - entry["previous_size"])
+        entry["previous"] = None  # the patch is built; the older blocks are no longer needed
+        entry["previous_size"] = 0
         self.encodes += 1
         return frame
 
@@ -141,22 +174,25 @@ class DocumentFrames:
         version, html = row
         entry = self._latest.get(session_id)
         if entry is None or entry["version"] < version:
-            # The version before, kept when this process has html-patch clients for the session,
-            # spares a database read for the patch.
+            # The blocks of the version before, split when this process has html-patch clients
+            # for the session, spare a database read and a split for the patch.
             previous = None
-            if entry is not None and entry["version"] == version - 1 and any(k[1] for k in entry["frames"]):
-                previous = entry["html"]
+            if entry is not None and entry["version"] == version - 1:
+                previous = finished_result(entry["blocks"])
+            previous_size = len(entry["html"]) if previous is not None else 0
             self.forget(session_id)
             entry = {
                 "version": version,
                 "html": html,
                 "frames": {},
+                "blocks": None,  # a future of the HTML's top-level blocks, once a client needs them
                 "previous": previous,
+                "previous_size": previous_size,
                 "patch": None,
                 "bytes": 0,
             }
             self._latest[session_id] = entry
-            self._count(session_id, entry, len(html) + len(previous or ""))
+            self._count(session_id, entry, len(html) + previous_size)
         return entry
 
     def _count(self, session_id, entry, size):

@@ -8,6 +8,8 @@ import json
 import os
 import random
 import socket
+import time
+import urllib.request
 
 import pytest
 
@@ -143,6 +145,31 @@ async def test_a_broadcast_to_many_viewers_is_read_and_encoded_once(session):
         await communicator.disconnect()
 
 
+@consumer_test
+async def test_a_version_with_more_blocks_than_the_limit_goes_whole(session, settings):
+    settings.COLLAB_PATCH_MAX_BLOCKS = 30
+    viewer = await join(session, Features=["html-patch"])
+    word = await join(session, "word")
+    await receive(viewer, "init")
+    await receive(word, "init")
+    await receive(viewer, "get-html")
+    paragraphs = [f"<p>Paragraph {n} of a document long enough for patches to pay</p>" for n in range(31)]
+    # 31 blocks, or 31 in the version before: the full document; 30 after 30: a patch.
+    for version, count, action in [
+        (1, 30, "get-html"),
+        (2, 31, "get-html"),
+        (3, 30, "get-html"),
+        (4, 30, "html-patch"),
+    ]:
+        paragraphs[0] = f"<p>Version {version}</p>"
+        await publish(word, document(paragraphs[:count]))
+        await receive(word, "get-html")
+        message = await receive(viewer, "get-html", "html-patch")
+        assert (message["Version"], message["Action"]) == (version, action)
+    await viewer.disconnect()
+    await word.disconnect()
+
+
 # Real daphne processes
 
 
@@ -205,6 +232,56 @@ async def test_each_process_is_one_group_member_however_many_sockets_it_serves(
     while await group_members(redis_url, redis_prefix, session) and loop.time() < deadline:
         await asyncio.sleep(0.1)
     assert await group_members(redis_url, redis_prefix, session) == 0
+
+
+def healthz_seconds(server):
+    """How long one /healthz takes to answer 200."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    started = time.perf_counter()
+    with opener.open(f"{server.url}/healthz", timeout=TIMEOUT) as response:
+        assert response.status == 200
+    return time.perf_counter() - started
+
+
+async def ping_seconds(peer):
+    """How long one ping of a version 2 socket takes to be answered."""
+    started = time.perf_counter()
+    await peer.send({"Action": "ping"})
+    await peer.receive_until(lambda m: m.get("Action") == "pong")
+    return time.perf_counter() - started
+
+
+@pytest.mark.integration
+async def test_swapped_blocks_reach_a_patching_viewer_in_seconds_while_other_sessions_stay_fast(daphne):
+    # difflib took 97 s over these in a daphne thread, slowing every other session meanwhile.
+    pairs = 25_000
+    first, swapped = "<p>a</p><p>b</p>" * pairs, "<p>b</p><p>a</p>" * pairs
+    server = await asyncio.to_thread(daphne)
+    session, other = await new_session(server), await new_session(server)
+    async with (
+        joined(server, session, "word") as word,
+        joined(server, session, "client", Features=["html-patch"]) as viewer,
+        joined(server, other, "client") as bystander,
+    ):
+        assert viewer.init["Features"] == ["html-patch"]
+        await word.send(update(session, first, "html"))
+        await word.published(1)
+        await viewer.receive_until(lambda m: m.get("Version") == 1)
+        await word.send(update(session, swapped, "html"))
+        started = time.perf_counter()
+        arrived = asyncio.ensure_future(viewer.receive_until(lambda m: m.get("Version") == 2, timeout=15))
+        health, pings = [], []
+        while not arrived.done() or len(health) < 5:
+            health.append(await asyncio.to_thread(healthz_seconds, server))
+            pings.append(await ping_seconds(bystander))
+        seconds = time.perf_counter() - started
+        message = (await arrived)[-1]
+    # The patch would be as long as the document: the full document goes, with its blocks.
+    assert message["Action"] == "get-html" and message["Content"] == swapped
+    assert len(message["Blocks"]) == 2 * pairs
+    assert seconds < 15
+    assert max(health) < 1, health
+    assert max(pings) < 1, pings
 
 
 def stalled_viewer(server, session, features=()):

@@ -2,6 +2,7 @@
 
 import hashlib
 import random
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -148,3 +149,95 @@ def test_a_patch_that_does_not_fit_is_refused(ops):
 
 def test_lengths_are_counted_in_utf16_units_as_javascript_does():
     assert utf16_lengths(["<p>a</p>", "<p>😀</p>", "é"]) == [8, 9, 1]
+
+
+# Cost: the diff is about linear in the blocks, whatever they hold
+
+SWAPPED_PAIRS = 25_000
+
+
+def timed_diff(old, new, **budget):
+    started = time.perf_counter()
+    ops = diff_blocks(old, new, **budget)
+    return ops, time.perf_counter() - started
+
+
+def test_swapped_pairs_are_diffed_in_moments_and_the_patch_is_exact():
+    # difflib took 97 s over these, holding the GIL of the whole server process.
+    old = ["<p>a</p>", "<p>b</p>"] * SWAPPED_PAIRS
+    new = ["<p>b</p>", "<p>a</p>"] * SWAPPED_PAIRS
+    ops, seconds = timed_diff(old, new)
+    assert seconds < 5
+    assert apply_patch(old, ops) == new
+
+
+def repeated_letters(rng, count):
+    return [rng.choice(["<p>a</p>", "<p>b</p>", "<p>c</p>"]) for _ in range(count)]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["reversed", "shuffled", "three letters at random", "each block twice, reversed", "sections of repeats"],
+)
+def test_long_documents_of_any_shape_are_diffed_in_moments_and_exactly(shape):
+    rng = random.Random(shape)
+    count = 50_000
+    old = [f"<p>Paragraph {n}</p>" for n in range(count)]
+    if shape == "reversed":
+        new = old[::-1]
+    elif shape == "shuffled":
+        new = rng.sample(old, count)
+    elif shape == "three letters at random":
+        old, new = repeated_letters(rng, count), repeated_letters(rng, count)
+    elif shape == "each block twice, reversed":
+        old = [f"<p>{n // 2}</p>" for n in range(count)]
+        new = old[::-1]
+    else:
+        # Unique headings every hundred blocks, repeated paragraphs between them.
+        old, new = [], []
+        for section in range(count // 100):
+            old += [f"<h2>{section}</h2>", *repeated_letters(rng, 99)]
+            new += [f"<h2>{section}</h2>", *repeated_letters(rng, 99)]
+    ops, seconds = timed_diff(old, new)
+    assert seconds < 5
+    assert apply_patch(old, ops) == new
+
+
+def test_distant_edits_in_a_long_document_give_a_small_patch():
+    paragraphs = [f"<p>Paragraph {n}</p>" for n in range(50_000)]
+    edited = list(paragraphs)
+    edited[100] = "<p>Edited near the start</p>"
+    del edited[25_000]
+    edited.insert(49_000, "<p>Inserted near the end</p>")
+    ops, seconds = timed_diff(paragraphs, edited)
+    assert seconds < 5
+    assert ops == [
+        ["keep", 100],
+        ["replace", 1, ["<p>Edited near the start</p>"]],
+        ["keep", 24_899],
+        ["delete", 1],
+        ["keep", 24_000],
+        ["insert", ["<p>Inserted near the end</p>"]],
+        ["keep", 999],
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["<p>a</p>", "<p>b</p>", "<p>c</p>", "<hr>", "x"]), max_size=40),
+    st.lists(st.sampled_from(["<p>a</p>", "<p>b</p>", "<p>c</p>", "<br>", "x"]), max_size=40),
+    st.integers(min_value=0, max_value=400),
+)
+def test_a_patch_is_exact_however_small_the_budget(old, new, steps):
+    # What the budget does not reach is replaced whole: a larger patch, never a wrong one.
+    assert apply_patch(old, diff_blocks(old, new, steps=steps)) == new
+
+
+def test_a_budget_too_small_for_the_middle_replaces_it_whole():
+    old = ["<h1>t</h1>", "<p>a</p>", "<p>b</p>", "<p>c</p>", "<p>end</p>"]
+    new = ["<h1>t</h1>", "<p>c</p>", "<p>b</p>", "<p>a</p>", "<p>end</p>"]
+    assert diff_blocks(old, new, steps=0) == [["keep", 1], ["replace", 3, new[1:4]], ["keep", 1]]
+    # With the default budget one of the middle blocks is kept as well.
+    ops = diff_blocks(old, new)
+    assert apply_patch(old, ops) == new
+    assert sum(op[1] for op in ops if op[0] == "keep") == 3
