@@ -75,7 +75,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.rate = MessageRate.from_settings()
         self.holds = ConnectionHolds(self.socket_id)
         headers = dict(self.scope.get("headers", ()))
-        if not origin_allowed(headers.get(b"origin"), headers.get(b"host")):
+        if not origin_allowed(headers.get(b"origin"), headers.get(b"host"), self.scope.get("scheme")):
             await self.close()
             return
         # Counted before the handshake completes, so connections are counted in the order they open.

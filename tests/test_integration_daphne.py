@@ -326,6 +326,35 @@ async def test_own_origin_is_accepted(shared_daphne):
         assert viewer.init["Role"] == "client"
 
 
+async def handshake_status(server, host, origin):
+    """The HTTP status daphne answers a WebSocket handshake with this Host and Origin."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        key = base64.b64encode(secrets.token_bytes(16)).decode()
+        writer.write(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+            ).encode()
+        )
+        status_line = await asyncio.wait_for(reader.readline(), WAIT)
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
+async def test_own_host_with_another_scheme_is_refused(shared_daphne):
+    own_host = f"127.0.0.1:{shared_daphne.port}"
+    assert await handshake_status(shared_daphne, own_host, f"http://{own_host}") == 101
+    assert await handshake_status(shared_daphne, own_host, f"https://{own_host}") == 403
+
+
+async def test_rebinding_origin_equal_to_the_host_header_is_refused(shared_daphne):
+    # A page of the attacker's name, which now resolves to this server, sends that name twice.
+    host = f"rebind.attacker.example:{shared_daphne.port}"
+    assert await handshake_status(shared_daphne, host, f"http://{host}") == 403
+
+
 # Several processes, restarts
 
 
