@@ -2,6 +2,7 @@
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -244,6 +245,17 @@ COLLAB_MAX_XML_DEPTH = envint("COLLAB_MAX_XML_DEPTH", "512")
 COLLAB_MAX_IMAGES = envint("COLLAB_MAX_IMAGES", "500")
 COLLAB_MAX_IMAGE_BYTES = envint("COLLAB_MAX_IMAGE_BYTES", str(16 * 1024 * 1024))
 COLLAB_CONVERSION_MEMORY_BYTES = envint("COLLAB_CONVERSION_MEMORY_BYTES", str(2048 * 1024 * 1024))
+# The hosts of Office on the web that may frame the Word add-in's task pane (its CSP frame-ancestors).
+COLLAB_ADDIN_FRAME_ANCESTORS = envlist(
+    "COLLAB_ADDIN_FRAME_ANCESTORS",
+    "https://*.officeapps.live.com,https://*.office.com,https://*.office365.com,https://*.sharepoint.com,"
+    "https://*.microsoft365.com,https://*.cloud.microsoft,https://onedrive.live.com,https://teams.microsoft.com",
+)
+for _ancestor in COLLAB_ADDIN_FRAME_ANCESTORS:
+    if not re.fullmatch(r"https://(\*\.)?[a-z0-9.-]+(:[0-9]+)?", _ancestor):
+        raise ImproperlyConfigured(
+            f"COLLAB_ADDIN_FRAME_ANCESTORS: {_ancestor!r} is not an https:// host such as https://*.office.com"
+        )
 COLLAB_WORD_TOKEN_DAYS = envint("COLLAB_WORD_TOKEN_DAYS", "30")
 COLLAB_CLIENT_TOKEN_DAYS = envint("COLLAB_CLIENT_TOKEN_DAYS", "30")
 COLLAB_SESSION_IDLE_TIMEOUT = envint("COLLAB_SESSION_IDLE_TIMEOUT", str(2 * 3600))
