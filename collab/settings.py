@@ -60,11 +60,14 @@ def envlist(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = envbool("DJANGO_DEBUG", "1")
+# Off unless asked for: `make run` asks for it, a plain daphne start is a production start.
+DEBUG = envbool("DJANGO_DEBUG", "0")
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG=0")
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set (DJANGO_DEBUG is off; DJANGO_DEBUG=1 is for development only)"
+        )
     SECRET_KEY = "insecure-development-key-only-for-debug"  # noqa: S105
 
 COLLAB_PUBLIC_URL = os.environ.get("COLLAB_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
