@@ -154,15 +154,15 @@ async def new_session(server):
     return await asyncio.to_thread(server.create_session)
 
 
-async def start_publish(server, *args):
-    """`manage.py publish …` running beside the test, its output captured."""
+async def start_publish(server, *args, env=None):
+    """`manage.py publish …` running beside the test, its output captured; `env` adds variables."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "manage.py",
         "publish",
         *map(str, args),
         cwd=REPO_ROOT,
-        env=server.env,
+        env={**server.env, **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         # Ctrl-C must reach the command even when this test runs with SIGINT ignored (a background job).
@@ -203,9 +203,9 @@ async def read_until(stream, text, timeout=WAIT):
 
 
 @asynccontextmanager
-async def publishing(server, *args):
+async def publishing(server, *args, env=None):
     """A publish process that is killed if the test leaves it running."""
-    process = await start_publish(server, *args)
+    process = await start_publish(server, *args, env=env)
     try:
         yield process
     finally:
@@ -423,6 +423,28 @@ async def test_publish_command_reaches_viewer(shared_daphne):
         async with publishing(
             shared_daphne, session["id"], document, "--token", session["word_token"]
         ) as process:
+            code, stdout, stderr = await finish(process)
+        await viewer.receive_until(html_with("Walking on imported air", version=1))
+    assert code == 0, stderr
+    assert "Published version 1" in stdout
+    assert session["word_token"] not in stdout + stderr
+
+
+@pytest.mark.parametrize("source", ["environment", "file"])
+async def test_publish_command_reads_the_token_from_the_environment_or_a_file(
+    shared_daphne, tmp_path, source
+):
+    session = await new_session(shared_daphne)
+    document = corpus_file("docx/mammoth-single-paragraph.docx")
+    token_file = tmp_path / "word-token"
+    token_file.write_text(session["word_token"] + "\n", encoding="utf-8")
+    args, env = (
+        (["--token-file", token_file], {})
+        if source == "file"
+        else ([], {"COLLAB_TOKEN": session["word_token"]})
+    )
+    async with joined(shared_daphne, session, "client") as viewer:
+        async with publishing(shared_daphne, session["id"], document, *args, env=env) as process:
             code, stdout, stderr = await finish(process)
         await viewer.receive_until(html_with("Walking on imported air", version=1))
     assert code == 0, stderr
