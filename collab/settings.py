@@ -261,6 +261,10 @@ for _ancestor in COLLAB_ADDIN_FRAME_ANCESTORS:
         )
 COLLAB_WORD_TOKEN_DAYS = envint("COLLAB_WORD_TOKEN_DAYS", "30")
 COLLAB_CLIENT_TOKEN_DAYS = envint("COLLAB_CLIENT_TOKEN_DAYS", "30")
+# A shorter life for the word tokens handed out as publish codes (sessions_app/services.py); 0: as above.
+COLLAB_PUBLISH_CODE_HOURS = envint("COLLAB_PUBLISH_CODE_HOURS", "0")
+if COLLAB_PUBLISH_CODE_HOURS > 24 * 3660:
+    raise ImproperlyConfigured("COLLAB_PUBLISH_CODE_HOURS must be at most 87840 (ten years)")
 COLLAB_SESSION_IDLE_TIMEOUT = envint("COLLAB_SESSION_IDLE_TIMEOUT", str(2 * 3600))
 COLLAB_SESSION_MAX_AGE = envint("COLLAB_SESSION_MAX_AGE", str(24 * 3600))
 COLLAB_KEEP_ENDED = envint("COLLAB_KEEP_ENDED", "30")
