@@ -235,6 +235,38 @@ def test_taskpane_shows_a_session_title_with_markup_as_text(shared_daphne, conte
     assert pane.errors == []
 
 
+@pytest.mark.parametrize(
+    ("framing_page", "shown"),
+    [
+        ("http://attacker.example/", False),
+        ("https://word-edit.officeapps.live.com/we/wordeditorframe.aspx", True),
+    ],
+    ids=["foreign-site", "word-on-the-web"],
+)
+def test_only_office_on_the_web_may_frame_the_taskpane(shared_daphne, contexts, framing_page, shown):
+    context = contexts()
+    frame_html = f'<!doctype html><iframe id="pane" src="{shared_daphne.url}/addin/taskpane.html"></iframe>'
+    context.route(
+        framing_page, lambda route: route.fulfill(status=200, content_type="text/html", body=frame_html)
+    )
+    page = context.new_page()
+    refusals = []
+    page.on("console", lambda message: "frame-ancestors" in message.text and refusals.append(message.text))
+    page.goto(framing_page, timeout=WAIT_MS)
+    pane = page.frame_locator("#pane")
+    if shown:
+        # The stand-in office.js reports Word and no session: the pane ran and asks for a code.
+        pane.locator("#code-form:not([hidden])").wait_for(timeout=WAIT_MS)
+        assert refusals == []
+    else:
+        waited = 0
+        while not refusals and waited < WAIT_MS:
+            page.wait_for_timeout(100)
+            waited += 100
+        assert refusals, "Chromium did not refuse the frame"
+        assert pane.locator("#status").count() == 0
+
+
 def publish_code(session_id, token, url):
     payload = json.dumps({"s": session_id, "t": token, "u": url}, separators=(",", ":")).encode()
     return "collab:" + base64.urlsafe_b64encode(payload).decode().rstrip("=")
