@@ -16,6 +16,7 @@ $(VENV)/installed: requirements.txt requirements-dev.txt
 install: $(VENV)/installed
 
 run: export COLLAB_PUBLIC_URL ?= http://$(HOST):$(PORT)
+run: export DJANGO_DEBUG ?= 1
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py create_session --title "Demo session"

@@ -2,6 +2,7 @@
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -59,11 +60,14 @@ def envlist(name, default=""):
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-DEBUG = envbool("DJANGO_DEBUG", "1")
+# Off unless asked for: `make run` asks for it, a plain daphne start is a production start.
+DEBUG = envbool("DJANGO_DEBUG", "0")
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG=0")
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set (DJANGO_DEBUG is off; DJANGO_DEBUG=1 is for development only)"
+        )
     SECRET_KEY = "insecure-development-key-only-for-debug"  # noqa: S105
 
 COLLAB_PUBLIC_URL = os.environ.get("COLLAB_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -250,8 +254,23 @@ COLLAB_MAX_XML_DEPTH = envint("COLLAB_MAX_XML_DEPTH", "512")
 COLLAB_MAX_IMAGES = envint("COLLAB_MAX_IMAGES", "500")
 COLLAB_MAX_IMAGE_BYTES = envint("COLLAB_MAX_IMAGE_BYTES", str(16 * 1024 * 1024))
 COLLAB_CONVERSION_MEMORY_BYTES = envint("COLLAB_CONVERSION_MEMORY_BYTES", str(2048 * 1024 * 1024))
+# The hosts of Office on the web that may frame the Word add-in's task pane (its CSP frame-ancestors).
+COLLAB_ADDIN_FRAME_ANCESTORS = envlist(
+    "COLLAB_ADDIN_FRAME_ANCESTORS",
+    "https://*.officeapps.live.com,https://*.office.com,https://*.office365.com,https://*.sharepoint.com,"
+    "https://*.microsoft365.com,https://*.cloud.microsoft,https://onedrive.live.com,https://teams.microsoft.com",
+)
+for _ancestor in COLLAB_ADDIN_FRAME_ANCESTORS:
+    if not re.fullmatch(r"https://(\*\.)?[a-z0-9.-]+(:[0-9]+)?", _ancestor):
+        raise ImproperlyConfigured(
+            f"COLLAB_ADDIN_FRAME_ANCESTORS: {_ancestor!r} is not an https:// host such as https://*.office.com"
+        )
 COLLAB_WORD_TOKEN_DAYS = envint("COLLAB_WORD_TOKEN_DAYS", "30")
 COLLAB_CLIENT_TOKEN_DAYS = envint("COLLAB_CLIENT_TOKEN_DAYS", "30")
+# A shorter life for the word tokens handed out as publish codes (sessions_app/services.py); 0: as above.
+COLLAB_PUBLISH_CODE_HOURS = envint("COLLAB_PUBLISH_CODE_HOURS", "0")
+if COLLAB_PUBLISH_CODE_HOURS > 24 * 3660:
+    raise ImproperlyConfigured("COLLAB_PUBLISH_CODE_HOURS must be at most 87840 (ten years)")
 COLLAB_SESSION_IDLE_TIMEOUT = envint("COLLAB_SESSION_IDLE_TIMEOUT", str(2 * 3600))
 COLLAB_SESSION_MAX_AGE = envint("COLLAB_SESSION_MAX_AGE", str(24 * 3600))
 COLLAB_KEEP_ENDED = envint("COLLAB_KEEP_ENDED", "30")

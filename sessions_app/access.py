@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
 from .models import CollabSession, SessionToken, could_be_secret, digest_secret
@@ -153,8 +154,11 @@ def allowed_origins():
     return origins
 
 
-def origin_allowed(origin, host=None):
-    """Whether a handshake with this Origin header (bytes or None) may proceed."""
+def origin_allowed(origin, host=None, scheme=None):
+    """Whether a handshake with this Origin header (bytes or None) may proceed.
+
+    host is the Host header (bytes or None), scheme the ASGI scope's ("ws", "wss" or None).
+    """
     if origin is None:
         # Scripts and the command line send no Origin; their first message still needs a token.
         return True
@@ -163,12 +167,26 @@ def origin_allowed(origin, host=None):
     candidate = normalise_origin(origin.decode("latin-1"))
     if candidate is None:
         return False
-    if host is not None:
-        # A page this very server served (same scheme-less host and port) is its own.
-        own_host = host.decode("latin-1").lower()
-        if candidate.split("://", 1)[1] == own_host:
-            return True
-    return candidate in allowed_origins()
+    return candidate in allowed_origins() or candidate == origin_of_own_host(host, scheme)
+
+
+def origin_of_own_host(host, scheme):
+    """The origin of this server's pages under the Host it was reached by, or None if that is not its name.
+
+    A page the server served under another of its names (`make run` reached through the machine's
+    address listed in DJANGO_ALLOWED_HOSTS) connects back to that name. Only a name Django would
+    serve pages for counts, and never through "*": a page on an attacker's name that resolves to
+    this server (DNS rebinding) sends that name as both its Origin and the Host.
+    """
+    if host is None:
+        return None
+    host = host.decode("latin-1").lower()
+    domain, _port = split_domain_port(host)
+    if not domain or not validate_host(domain, [name for name in settings.ALLOWED_HOSTS if name != "*"]):
+        return None
+    # daphne's scopes carry no scheme: the public URL's is then the scheme of the server's pages.
+    page_scheme = {"ws": "http", "wss": "https"}.get(scheme) or urlsplit(settings.COLLAB_PUBLIC_URL).scheme
+    return normalise_origin(f"{page_scheme}://{host}")
 
 
 class MessageRate:

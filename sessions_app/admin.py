@@ -22,7 +22,14 @@ from . import links
 from .login_limits import LoginAttempts, request_address
 from .models import CollabSession, Revision, SessionToken
 from .presence import presence
-from .services import default_token_expiry, do_create_session, do_end_session, do_issue_token, do_revoke_token
+from .services import (
+    default_token_expiry,
+    do_create_session,
+    do_end_session,
+    do_issue_token,
+    do_revoke_token,
+    publish_code_expiry,
+)
 
 CONNECT_TEMPLATE = "admin/sessions_app/collabsession/connect.html"
 PREVIEW_STYLE = "width:100%;height:24em;border:1px solid var(--hairline-color);background:#fff"
@@ -75,12 +82,15 @@ class IssueTokenForm(forms.Form):
         min_value=0,
         max_value=3660,
         required=False,
-        help_text="Blank: the role's default lifetime. 0: never expires.",
+        help_text="Blank: the role's default lifetime (a publish code's for Word). 0: never expires.",
     )
 
     def expires_at(self):
         days = self.cleaned_data["expires_in_days"]
         if days is None:
+            # A word token is shown as a publish code.
+            if self.cleaned_data["role"] == SessionToken.Role.WORD:
+                return publish_code_expiry()
             return default_token_expiry(self.cleaned_data["role"])
         return timezone.now() + timedelta(days=days) if days else None
 

@@ -75,7 +75,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.rate = MessageRate.from_settings()
         self.holds = ConnectionHolds(self.socket_id)
         headers = dict(self.scope.get("headers", ()))
-        if not origin_allowed(headers.get(b"origin"), headers.get(b"host")):
+        if not origin_allowed(headers.get(b"origin"), headers.get(b"host"), self.scope.get("scheme")):
             await self.close()
             return
         # Counted before the handshake completes, so connections are counted in the order they open.
@@ -192,11 +192,11 @@ class CollabConsumer(AsyncWebsocketConsumer):
         await presence.join(self.session_id, self.role, self.socket_id)
         announcer.changed(self.session_id, self.hub.layer, self.hub.group)
         if version >= 2:
-            await self.greet(message, action)
+            await self.greet(message, action, token.session.title)
         await self.hub.start_listening(self.subscriber)
         return True
 
-    async def greet(self, message, action):
+    async def greet(self, message, action, title):
         """The version 2 init reply, then the document for a viewer that does not have it yet."""
         subscriber = self.subscriber
         # The version read with the token: the cached frame serves a crowd of new viewers.
@@ -204,7 +204,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         viewers, publishers = await presence.counts(self.session_id)
         subscriber.told_presence((viewers, publishers))
         await self.send_text(
-            protocol.init_message(self.session_id, self.role, version, viewers, subscriber.features)
+            protocol.init_message(self.session_id, self.role, version, viewers, subscriber.features, title)
         )
         last_version = message.get("LastVersion")
         if self.role == "client" and action != protocol.GET_HTML and last_version != version:

@@ -172,8 +172,8 @@ def server_message(session_id, action, **fields):
     return json.dumps({"Origin": "server", "SessionId": session_id, "Action": action, **fields})
 
 
-def init_message(session_id, role, version, viewers, features):
-    """The version 2 reply to a first message."""
+def init_message(session_id, role, version, viewers, features, title=""):
+    """The version 2 reply to a first message; the title lets a client say whose session it joined."""
     return server_message(
         session_id,
         INIT,
@@ -183,6 +183,7 @@ def init_message(session_id, role, version, viewers, features):
         Viewers=viewers,
         Protocol=2,
         Features=sorted(features),
+        Title=title,
     )
 
 

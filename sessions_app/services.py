@@ -46,8 +46,9 @@ def do_create_session(title=""):
     """Create a session with one word token and one client token; returns it and both secrets."""
     with transaction.atomic():
         session = CollabSession.objects.create(title=title)
+        # Shown as a publish code: by the admin, the API and create_session.
         word, word_secret = do_issue_token(
-            session, SessionToken.Role.WORD, label="default", expires_at=default_token_expiry("word")
+            session, SessionToken.Role.WORD, label="default", expires_at=publish_code_expiry()
         )
         client, client_secret = do_issue_token(
             session, SessionToken.Role.CLIENT, label="default", expires_at=default_token_expiry("client")
@@ -62,6 +63,20 @@ def default_token_expiry(role, now=None):
     else:
         days = settings.COLLAB_CLIENT_TOKEN_DAYS
     return (now or timezone.now()) + timedelta(days=days) if days else None
+
+
+def publish_code_expiry(now=None):
+    """When a word token shown as a publish code expires: COLLAB_PUBLISH_CODE_HOURS, if sooner than others.
+
+    A publish code is a bearer secret pasted once into the task pane: a copy of it found later
+    (in a message, in a document's properties) publishes until the token expires.
+    """
+    now = now or timezone.now()
+    expiry = default_token_expiry(SessionToken.Role.WORD, now)
+    if settings.COLLAB_PUBLISH_CODE_HOURS:
+        sooner = now + timedelta(hours=settings.COLLAB_PUBLISH_CODE_HOURS)
+        expiry = sooner if expiry is None else min(expiry, sooner)
+    return expiry
 
 
 def do_issue_token(session, role, label="", expires_at=None, can_end_session=None):

@@ -80,13 +80,14 @@ def viewer(request, session_id):
 
 
 # Word on the web shows the task pane in a frame of an Office domain, and office.js may add
-# <style> elements; so the task pane may be framed and may carry inline styles, but no inline script.
+# <style> elements; so the task pane may be framed by Office's hosts (COLLAB_ADDIN_FRAME_ANCESTORS)
+# and may carry inline styles, but no inline script. Desktop Word shows it unframed.
 @require_safe
 @xframe_options_exempt
 @with_page_headers(
     script_src=["'self'", OFFICE_JS_ORIGIN],
     style_src=["'self'", "'unsafe-inline'"],
-    frame_ancestors=[],
+    frame_ancestors=settings.COLLAB_ADDIN_FRAME_ANCESTORS,
 )
 def addin_taskpane(request):
     """The Word add-in's task pane (PROTOCOL.md section 8)."""

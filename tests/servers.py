@@ -2,6 +2,7 @@
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ STARTUP_SECONDS = 30
 STOP_SECONDS = 10
 # The test process's own configuration must not leak into the servers; each test says what they use.
 INHERITED_SKIPPED = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
+# DJANGO_DEBUG is off unless asked for, as in production, and then a secret key is needed: one per run.
+RUN_SECRET_KEY = secrets.token_urlsafe(50)
 
 
 def free_port():
@@ -33,6 +36,7 @@ def child_env(overrides):
         for name, value in os.environ.items()
         if name not in INHERITED_SKIPPED and not name.startswith("COLLAB_")
     }
+    env.setdefault("DJANGO_SECRET_KEY", RUN_SECRET_KEY)
     env.update(DJANGO_SETTINGS_MODULE="collab.settings", PYTHONUNBUFFERED="1")
     env.update(overrides)
     return env

@@ -1,4 +1,4 @@
-"""Token checks for sockets: one read per check, and identical checks waiting together share it."""
+"""Token checks for sockets (one read per check, identical checks waiting together share it) and origins."""
 
 import asyncio
 import threading
@@ -9,7 +9,12 @@ from channels.db import database_sync_to_async
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from sessions_app.access import AccessDenied, access_session_by_token, access_session_by_token_shared
+from sessions_app.access import (
+    AccessDenied,
+    access_session_by_token,
+    access_session_by_token_shared,
+    origin_allowed,
+)
 from sessions_app.models import SessionToken, digest_secret
 from sessions_app.services import do_create_session, do_end_session, do_revoke_token
 
@@ -107,3 +112,60 @@ async def test_a_check_arriving_after_revocation_is_refused_while_an_earlier_one
     finally:
         release.set()
         await database_sync_to_async(lambda: connection.execute_wrappers.remove(hold_after_reading))()
+
+
+# Origins (PROTOCOL.md section 2): scheme, host and port of the server's own pages
+
+
+@pytest.fixture
+def served_on_plain_http(settings):
+    """`make run` at its defaults, also reachable through the machine's address 192.0.2.7."""
+    settings.COLLAB_PUBLIC_URL = "http://127.0.0.1:8000"
+    settings.COLLAB_ALLOWED_ORIGINS = []
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "192.0.2.7"]
+
+
+@pytest.mark.django_db(transaction=False)
+def test_an_origin_with_the_wrong_scheme_is_refused(served_on_plain_http):
+    assert origin_allowed(b"http://127.0.0.1:8000", b"127.0.0.1:8000")
+    assert not origin_allowed(b"https://127.0.0.1:8000", b"127.0.0.1:8000")
+    assert not origin_allowed(b"https://127.0.0.1:8000")
+    assert not origin_allowed(b"https://192.0.2.7:8000", b"192.0.2.7:8000")
+
+
+@pytest.mark.django_db(transaction=False)
+def test_an_origin_equal_to_the_host_header_is_refused_unless_the_host_is_the_servers(
+    served_on_plain_http, settings
+):
+    # DNS rebinding: the attacker's name resolves to this server, so Origin and Host both carry it.
+    assert not origin_allowed(b"http://rebind.attacker.example:8000", b"rebind.attacker.example:8000")
+    assert not origin_allowed(b"http://rebind.attacker.example", b"rebind.attacker.example")
+    # A wildcard in DJANGO_ALLOWED_HOSTS does not make every name the server's own.
+    settings.ALLOWED_HOSTS = ["*"]
+    assert not origin_allowed(b"http://rebind.attacker.example:8000", b"rebind.attacker.example:8000")
+
+
+@pytest.mark.django_db(transaction=False)
+def test_pages_served_under_another_name_of_the_server_may_connect(served_on_plain_http):
+    assert origin_allowed(b"http://192.0.2.7:8000", b"192.0.2.7:8000")
+    assert origin_allowed(b"http://localhost:8000", b"localhost:8000")
+    assert origin_allowed(b"http://[::1]:8000", b"[::1]:8000")
+    # Under its other name, but not the name this socket was opened to.
+    assert not origin_allowed(b"http://192.0.2.7:8000", b"127.0.0.1:8000")
+    assert not origin_allowed(b"http://192.0.2.7:9000", b"192.0.2.7:8000")
+    # A server that knows its socket is TLS (a "wss" scope) serves its pages over https.
+    assert origin_allowed(b"https://192.0.2.7:8000", b"192.0.2.7:8000", "wss")
+    assert not origin_allowed(b"http://192.0.2.7:8000", b"192.0.2.7:8000", "wss")
+
+
+@pytest.mark.django_db(transaction=False)
+def test_an_https_server_refuses_its_own_host_over_plain_http(settings):
+    settings.COLLAB_PUBLIC_URL = "https://collab.example.org"
+    settings.COLLAB_ALLOWED_ORIGINS = ["https://editor.example.com"]
+    settings.ALLOWED_HOSTS = ["collab.example.org"]
+    assert origin_allowed(b"https://collab.example.org", b"collab.example.org")
+    assert origin_allowed(b"https://collab.example.org:443", b"collab.example.org")
+    assert origin_allowed(b"https://editor.example.com", b"collab.example.org")
+    assert not origin_allowed(b"http://collab.example.org", b"collab.example.org")
+    assert not origin_allowed(b"http://editor.example.com", b"collab.example.org")
+    assert origin_allowed(None, b"collab.example.org")  # scripts send no Origin

@@ -2,10 +2,12 @@
 
 import html
 import re
+from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission, User
+from django.utils import timezone
 
 from sessions_app import links
 from sessions_app.access import access_session_by_token
@@ -112,6 +114,26 @@ def test_issuing_a_publish_code_for_word(admin_client, session):
     assert shown_value(text, "Word add-in manifest") == "http://127.0.0.1:8000/addin/manifest.xml"
     token = access_session_by_token(session["id"], secret, "word")
     assert token.expires_at is None and token.can_end_session
+
+
+def test_publish_codes_get_the_shorter_publish_code_lifetime(admin_client, session, settings):
+    settings.COLLAB_PUBLISH_CODE_HOURS = 8
+    issued = page(admin_client.post(f"{SESSIONS}{session['id']}/issue-token/", {"role": "word"}))
+    added = page(admin_client.post(f"{SESSIONS}add/", {"title": "Short-lived codes"}))
+    added_id = CollabSession.objects.get(title="Short-lived codes").id
+    for text, session_id in ((issued, session["id"]), (added, added_id)):
+        token = access_session_by_token(session_id, shown_value(text, "Word token"), "word")
+        assert abs(token.expires_at - (timezone.now() + timedelta(hours=8))) < timedelta(minutes=1)
+        assert not token.is_usable(now=token.expires_at + timedelta(seconds=1))
+        # A viewer link keeps the client tokens' lifetime.
+        client = SessionToken.objects.filter(session_id=session_id, role="client").latest("created_at")
+        assert client.expires_at - timezone.now() > timedelta(days=29)
+    # A lifetime the admin asks for is the admin's choice.
+    chosen = page(
+        admin_client.post(f"{SESSIONS}{session['id']}/issue-token/", {"role": "word", "expires_in_days": "2"})
+    )
+    token = access_session_by_token(session["id"], shown_value(chosen, "Word token"), "word")
+    assert token.expires_at - timezone.now() > timedelta(days=1)
 
 
 def test_no_tokens_for_an_ended_session(admin_client, session):

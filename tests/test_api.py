@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from sessions_app.access import access_session_by_token
 from sessions_app.models import CollabSession, Revision, SessionToken
-from sessions_app.services import do_create_session, do_end_session, do_issue_token
+from sessions_app.services import do_create_session, do_end_session, do_issue_token, publish_code_expiry
 from tests.documents import corpus_file, flat_opc, store_version
 from tests.sockets import assert_closed, join_with_get_html, receive
 
@@ -100,6 +100,25 @@ def test_new_tokens_get_the_default_lifetime_of_their_role(staff, settings):
     tokens = {token.role: token for token in SessionToken.objects.filter(session_id=session_id)}
     assert abs(tokens["word"].expires_at - (timezone.now() + timedelta(days=3))) < timedelta(minutes=1)
     assert tokens["client"].expires_at is None
+
+
+def test_a_new_sessions_publish_code_gets_the_publish_code_lifetime(staff, session, settings):
+    settings.COLLAB_PUBLISH_CODE_HOURS = 2
+    body = staff.post("/api/sessions/", {"title": "Short code"}, format="json").json()
+    word = access_session_by_token(body["id"], body["word_token"], "word")
+    assert abs(word.expires_at - (timezone.now() + timedelta(hours=2))) < timedelta(minutes=1)
+    # A word token issued for a script, shown as no publish code, keeps the word tokens' lifetime.
+    issued = staff.post(f"/api/sessions/{session['id']}/tokens/", {"role": "word"}, format="json").json()
+    assert SessionToken.objects.get(pk=issued["id"]).expires_at - timezone.now() > timedelta(days=29)
+
+
+@pytest.mark.parametrize(
+    ("word_days", "code_hours", "lifetime"), [(30, 0, 720), (1, 48, 24), (0, 5, 5), (0, 0, None)]
+)
+def test_publish_code_lifetime_is_the_sooner_of_the_two_settings(word_days, code_hours, lifetime, settings):
+    settings.COLLAB_WORD_TOKEN_DAYS, settings.COLLAB_PUBLISH_CODE_HOURS = word_days, code_hours
+    now = timezone.now()
+    assert publish_code_expiry(now) == (None if lifetime is None else now + timedelta(hours=lifetime))
 
 
 def test_create_session_title_is_optional(staff):

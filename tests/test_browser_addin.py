@@ -127,7 +127,10 @@ def test_taskpane_publishes_the_document_named_in_its_properties(shared_daphne, 
     }
     assert pane.updates[0]["PayloadType"] == "ooxml"
     assert pane.updates[0]["Content"] == FIRST
-    assert pane.page.inner_text("#session") == f"{session['id']} (from this document)"
+    # The server's title for the session and the server's host: a document may name anyone's session.
+    assert pane.page.inner_text("#session") == "\u201ctask pane\u201d (from this document)"
+    assert pane.page.inner_text("#server") == f"127.0.0.1:{server.port}"
+    assert pane.page.is_visible("#named-by-document")
     assert re.fullmatch(r"\d\d:\d\d:\d\d", pane.page.inner_text("#last-sent"))
     pane.page.wait_for_function(
         "() => document.getElementById('viewers').textContent === '1 watching'", timeout=WAIT_MS
@@ -211,7 +214,57 @@ def test_taskpane_connects_with_a_pasted_code_and_can_remember_it(shared_daphne,
     assert pane.page.input_value("#code") == ""
     pane.page.wait_for_function("() => window.__stub.properties.token !== undefined", timeout=WAIT_MS)
     assert pane.stub("properties") == word_properties(session)
+    assert pane.page.inner_text("#session") == "\u201cpasted\u201d (from a pasted code)"
+    assert pane.page.inner_text("#server") == f"127.0.0.1:{server.port}"
+    assert not pane.page.is_visible("#named-by-document")
     assert all(session["word_token"] not in url for url, _ in pane.requests)
+
+
+def test_taskpane_shows_a_session_title_with_markup_as_text(shared_daphne, contexts):
+    server = shared_daphne
+    title = '<img src="x" onerror="window.__ran = 1"><b>Not yours</b>'
+    session = server.create_session(title)
+    pane = open_taskpane(contexts, server, properties=word_properties(session))
+    pane.wait_for_state("live")
+    pane.page.wait_for_function(
+        "() => document.getElementById('session').textContent.indexOf('Not yours') >= 0", timeout=WAIT_MS
+    )
+    assert pane.page.inner_text("#session") == f"\u201c{title}\u201d (from this document)"
+    assert pane.page.eval_on_selector("#session", "box => box.children.length") == 0
+    assert pane.page.evaluate("() => window.__ran") is None
+    assert pane.errors == []
+
+
+@pytest.mark.parametrize(
+    ("framing_page", "shown"),
+    [
+        ("http://attacker.example/", False),
+        ("https://word-edit.officeapps.live.com/we/wordeditorframe.aspx", True),
+    ],
+    ids=["foreign-site", "word-on-the-web"],
+)
+def test_only_office_on_the_web_may_frame_the_taskpane(shared_daphne, contexts, framing_page, shown):
+    context = contexts()
+    frame_html = f'<!doctype html><iframe id="pane" src="{shared_daphne.url}/addin/taskpane.html"></iframe>'
+    context.route(
+        framing_page, lambda route: route.fulfill(status=200, content_type="text/html", body=frame_html)
+    )
+    page = context.new_page()
+    refusals = []
+    page.on("console", lambda message: "frame-ancestors" in message.text and refusals.append(message.text))
+    page.goto(framing_page, timeout=WAIT_MS)
+    pane = page.frame_locator("#pane")
+    if shown:
+        # The stand-in office.js reports Word and no session: the pane ran and asks for a code.
+        pane.locator("#code-form:not([hidden])").wait_for(timeout=WAIT_MS)
+        assert refusals == []
+    else:
+        waited = 0
+        while not refusals and waited < WAIT_MS:
+            page.wait_for_timeout(100)
+            waited += 100
+        assert refusals, "Chromium did not refuse the frame"
+        assert pane.locator("#status").count() == 0
 
 
 def publish_code(session_id, token, url):

@@ -222,6 +222,18 @@ def test_viewer_catches_up_after_its_server_is_killed_and_restarted(daphne, cont
     assert watch.errors == []
 
 
+def test_viewer_served_under_another_name_of_its_server_connects(daphne, context):
+    # As `make run` reached through the machine's address: the page's origin is not the public URL's.
+    server = daphne(COLLAB_PUBLIC_URL="http://localhost")
+    session = server.create_session("another name")
+    publish(server, session, flat_opc("Reached under another name."))
+    page, watch = open_viewer(context, server, session)
+    wait_for_text(page, "Reached under another name.")
+    wait_for_state(page, "live")
+    assert page.evaluate("() => window.location.origin") == server.url
+    assert watch.errors == []
+
+
 def test_viewer_shows_the_end_of_the_session_and_stops(shared_daphne, context):
     server = shared_daphne
     session, page, watch = viewer_showing(context, server, "ending", "The last words.")

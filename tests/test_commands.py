@@ -1,4 +1,4 @@
-"""create_session and end_session, as an operator runs them."""
+"""create_session, end_session and publish's token sources, as an operator runs them."""
 
 import json
 from io import StringIO
@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from sessions_app.management.commands.publish import Command as PublishCommand
 from sessions_app.models import CollabSession, SessionToken, new_session_id, random_urlsafe
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +69,27 @@ def test_ids_and_tokens_never_look_like_command_line_options():
     # One in 64 plain token_urlsafe values starts with "-", which argparse takes for an option.
     values = [new_session_id() for _ in range(2000)] + [random_urlsafe(32) for _ in range(2000)]
     assert not [value for value in values if value.startswith("-")]
+
+
+# publish: where the token comes from (tests/test_integration_daphne.py publishes with each)
+
+
+def test_publish_without_a_token_says_where_to_give_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("COLLAB_TOKEN", raising=False)
+    with pytest.raises(CommandError, match="give --token-file FILE or set COLLAB_TOKEN"):
+        call_command("publish", "a-session", str(tmp_path / "document.docx"))
+
+
+def test_publish_explains_a_token_file_it_cannot_use(tmp_path):
+    document = str(tmp_path / "document.docx")
+    with pytest.raises(CommandError, match="cannot read the token file .*missing: No such file"):
+        call_command("publish", "a-session", document, "--token-file", str(tmp_path / "missing"))
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(CommandError, match="token file .*empty is empty"):
+        call_command("publish", "a-session", document, "--token-file", str(tmp_path / "empty"))
+
+
+def test_publish_help_says_that_a_token_on_the_command_line_is_visible_to_others():
+    help_text = " ".join(PublishCommand().create_parser("manage.py", "publish").format_help().split())
+    assert "visible to every user of this machine in the process list" in help_text
+    assert "--token-file" in help_text and "COLLAB_TOKEN" in help_text

@@ -46,7 +46,8 @@ async def stored(session_id):
     return await sync_to_async(CollabSession.objects.get)(pk=session_id)
 
 
-async def test_word_v2_gets_init_reply(session):
+@pytest.mark.session_title("Budget <b>2026</b>")
+async def test_word_v2_gets_init_reply_naming_the_session(session):
     word = await join(session, "word")
     reply = await receive_action(word, "init")
     assert reply == {
@@ -59,6 +60,7 @@ async def test_word_v2_gets_init_reply(session):
         "Viewers": 0,
         "Protocol": 2,
         "Features": [],
+        "Title": "Budget <b>2026</b>",
     }
     assert await quiet(word)
     await word.disconnect()

@@ -21,11 +21,13 @@ PRODUCTION = {
 STAFF_PASSWORD = "staff-password-for-tests"  # noqa: S105
 
 
-def run_python(env, *args):
+def run_python(env, *args, unset=()):
+    """Python in a fresh process with this environment, less the variables named in `unset`."""
+    env = {name: value for name, value in child_env(env).items() if name not in unset}
     return subprocess.run(
         [sys.executable, *args],
         cwd=REPO_ROOT,
-        env=child_env(env),
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -33,13 +35,13 @@ def run_python(env, *args):
     )
 
 
-def settings_in(env, *names):
+def settings_in(env, *names, unset=()):
     """The values of some settings in a fresh process with this environment."""
     code = (
         "import json, django; django.setup(); from django.conf import settings; "
         f"print(json.dumps({{name: getattr(settings, name, None) for name in {list(names)!r}}}))"
     )
-    done = run_python(env, "-c", code)
+    done = run_python(env, "-c", code, unset=unset)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -54,6 +56,21 @@ def test_check_deploy_complains_about_a_debug_server():
     """The check above can fail: the same command on development settings reports problems."""
     done = run_python({**PRODUCTION, "DJANGO_DEBUG": "1"}, "manage.py", "check", "--deploy")
     assert "security.W018" in done.stdout + done.stderr
+
+
+def test_debug_is_off_unless_asked_for():
+    assert settings_in({}, "DEBUG", unset=["DJANGO_DEBUG"]) == {"DEBUG": False}
+    assert settings_in({"DJANGO_DEBUG": "1"}, "DEBUG") == {"DEBUG": True}
+
+
+def test_the_built_in_secret_key_comes_only_with_debug():
+    unset_debug = run_python({}, "manage.py", "check", unset=["DJANGO_DEBUG", "DJANGO_SECRET_KEY"])
+    debug_off = run_python({"DJANGO_DEBUG": "0"}, "manage.py", "check", unset=["DJANGO_SECRET_KEY"])
+    for done in (unset_debug, debug_off):
+        assert done.returncode != 0
+        assert "DJANGO_SECRET_KEY must be set" in done.stderr
+    development = settings_in({"DJANGO_DEBUG": "1"}, "DEBUG", "SECRET_KEY", unset=["DJANGO_SECRET_KEY"])
+    assert development == {"DEBUG": True, "SECRET_KEY": "insecure-development-key-only-for-debug"}
 
 
 def test_production_settings_follow_the_public_url():

@@ -154,15 +154,15 @@ async def new_session(server):
     return await asyncio.to_thread(server.create_session)
 
 
-async def start_publish(server, *args):
-    """`manage.py publish …` running beside the test, its output captured."""
+async def start_publish(server, *args, env=None):
+    """`manage.py publish …` running beside the test, its output captured; `env` adds variables."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "manage.py",
         "publish",
         *map(str, args),
         cwd=REPO_ROOT,
-        env=server.env,
+        env={**server.env, **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         # Ctrl-C must reach the command even when this test runs with SIGINT ignored (a background job).
@@ -203,9 +203,9 @@ async def read_until(stream, text, timeout=WAIT):
 
 
 @asynccontextmanager
-async def publishing(server, *args):
+async def publishing(server, *args, env=None):
     """A publish process that is killed if the test leaves it running."""
-    process = await start_publish(server, *args)
+    process = await start_publish(server, *args, env=env)
     try:
         yield process
     finally:
@@ -326,6 +326,35 @@ async def test_own_origin_is_accepted(shared_daphne):
         assert viewer.init["Role"] == "client"
 
 
+async def handshake_status(server, host, origin):
+    """The HTTP status daphne answers a WebSocket handshake with this Host and Origin."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        key = base64.b64encode(secrets.token_bytes(16)).decode()
+        writer.write(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nOrigin: {origin}\r\n\r\n"
+            ).encode()
+        )
+        status_line = await asyncio.wait_for(reader.readline(), WAIT)
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
+async def test_own_host_with_another_scheme_is_refused(shared_daphne):
+    own_host = f"127.0.0.1:{shared_daphne.port}"
+    assert await handshake_status(shared_daphne, own_host, f"http://{own_host}") == 101
+    assert await handshake_status(shared_daphne, own_host, f"https://{own_host}") == 403
+
+
+async def test_rebinding_origin_equal_to_the_host_header_is_refused(shared_daphne):
+    # A page of the attacker's name, which now resolves to this server, sends that name twice.
+    host = f"rebind.attacker.example:{shared_daphne.port}"
+    assert await handshake_status(shared_daphne, host, f"http://{host}") == 403
+
+
 # Several processes, restarts
 
 
@@ -394,6 +423,28 @@ async def test_publish_command_reaches_viewer(shared_daphne):
         async with publishing(
             shared_daphne, session["id"], document, "--token", session["word_token"]
         ) as process:
+            code, stdout, stderr = await finish(process)
+        await viewer.receive_until(html_with("Walking on imported air", version=1))
+    assert code == 0, stderr
+    assert "Published version 1" in stdout
+    assert session["word_token"] not in stdout + stderr
+
+
+@pytest.mark.parametrize("source", ["environment", "file"])
+async def test_publish_command_reads_the_token_from_the_environment_or_a_file(
+    shared_daphne, tmp_path, source
+):
+    session = await new_session(shared_daphne)
+    document = corpus_file("docx/mammoth-single-paragraph.docx")
+    token_file = tmp_path / "word-token"
+    token_file.write_text(session["word_token"] + "\n", encoding="utf-8")
+    args, env = (
+        (["--token-file", token_file], {})
+        if source == "file"
+        else ([], {"COLLAB_TOKEN": session["word_token"]})
+    )
+    async with joined(shared_daphne, session, "client") as viewer:
+        async with publishing(shared_daphne, session["id"], document, *args, env=env) as process:
             code, stdout, stderr = await finish(process)
         await viewer.receive_until(html_with("Walking on imported air", version=1))
     assert code == 0, stderr

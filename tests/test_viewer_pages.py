@@ -269,8 +269,6 @@ def test_taskpane_loads_office_js_from_microsoft_and_nothing_inline(client):
     assert policy["script-src"] == ["'self'", "https://appsforoffice.microsoft.com"]
     assert policy["object-src"] == ["'none'"]
     assert policy["base-uri"] == ["'none'"]
-    # Word on the web shows the task pane in a frame of its own domains.
-    assert "frame-ancestors" not in policy
     assert "X-Frame-Options" not in response
     assert response["Referrer-Policy"] == "no-referrer"
     page = Scripts(response.content.decode())
@@ -281,3 +279,17 @@ def test_taskpane_loads_office_js_from_microsoft_and_nothing_inline(client):
     ]
     assert all(not script["code"].strip() for script in page.scripts)
     assert page.inline_handlers == []
+
+
+def test_taskpane_may_be_framed_by_office_on_the_web_only(client):
+    # Word on the web shows the task pane in a frame of its own domains; no other site may frame it.
+    assert csp(client.get("/addin/taskpane.html"))["frame-ancestors"] == [
+        "https://*.officeapps.live.com",
+        "https://*.office.com",
+        "https://*.office365.com",
+        "https://*.sharepoint.com",
+        "https://*.microsoft365.com",
+        "https://*.cloud.microsoft",
+        "https://onedrive.live.com",
+        "https://teams.microsoft.com",
+    ]

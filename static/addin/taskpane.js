@@ -5,6 +5,9 @@
  * Captures are debounced, never overlap, and unchanged content is never sent twice in a
  * row. The word token stays in memory (and in the document's properties when the user asks
  * for that): never in a URL or in browser storage. Plain ES5 for older Office webviews.
+ *
+ * A document's properties may name anybody's session, so the pane shows whose session it shares
+ * to from the moment it connects: the title the server gives in its init reply, and the host.
  */
 (function () {
   "use strict";
@@ -22,6 +25,8 @@
   var statusBox = $("status");
   var statusText = $("status-text");
   var sessionBox = $("session");
+  var serverBox = $("server");
+  var namedByDocument = $("named-by-document");
   var lastSentBox = $("last-sent");
   var viewersBox = $("viewers");
   var errorBox = $("error");
@@ -40,7 +45,7 @@
     E1003: "the publishing token is invalid, revoked or expired"
   };
 
-  var session = null; // {id, token, remember, source}
+  var session = null; // {id, token, remember, source, fromDocument}
   var socket = null;
   var lastSent = null;
   var unconfirmed = false; // an update went out and the server has not answered it yet
@@ -69,6 +74,13 @@
   function showError(text) {
     errorBox.textContent = text || "";
     errorBox.hidden = !text;
+  }
+
+  /* Whose session this is, in the server's words: a document may name anyone's session. */
+  function showSession(title) {
+    var name = typeof title === "string" && title ? "\u201c" + title + "\u201d" : "Untitled session " + session.id;
+    sessionBox.textContent = name + (session.source ? " (" + session.source + ")" : "");
+    namedByDocument.hidden = !session.fromDocument;
   }
 
   function showViewers(count) {
@@ -115,6 +127,7 @@
   function onMessage(message) {
     var action = typeof message.Action === "string" ? message.Action.toLowerCase() : "";
     if (action === "init" && message.Success) {
+      showSession(message.Title);
       showViewers(message.Viewers);
       // After a reconnect: resend unless the server provably holds what we last sent.
       if (unconfirmed || (serverVersion !== null && message.Version !== serverVersion)) {
@@ -229,6 +242,9 @@
   function begin(details) {
     session = details;
     sessionBox.textContent = details.id + (details.source ? " (" + details.source + ")" : "");
+    // The pane only ever connects to the server that served it.
+    serverBox.textContent = window.location.host;
+    namedByDocument.hidden = true;
     form.hidden = true;
     actions.hidden = false;
     lastSent = null;
@@ -255,6 +271,8 @@
     form.hidden = false;
     actions.hidden = true;
     sessionBox.textContent = "none yet";
+    serverBox.textContent = "\u2013";
+    namedByDocument.hidden = true;
     setStatus("idle", "Not connected");
     codeInput.focus();
   }
@@ -444,7 +462,12 @@
     readDocumentProperties().then(
       function (found) {
         if (found.sessionid && found.token) {
-          begin({ id: String(found.sessionid), token: String(found.token), source: "from this document" });
+          begin({
+            id: String(found.sessionid),
+            token: String(found.token),
+            source: "from this document",
+            fromDocument: true
+          });
         } else {
           showForm();
         }

@@ -1,9 +1,14 @@
-"""python manage.py publish <session id> <file.docx | flat-opc.xml> --token T [--url ws://…/ws] [--watch]"""
+"""python manage.py publish <session id> <file.docx | flat-opc.xml> [--token-file F] [--url …] [--watch]
+
+The word token comes from --token-file, else --token, else the environment variable COLLAB_TOKEN:
+a --token on the command line is visible to every user of the machine in the process list.
+"""
 
 import asyncio
 import base64
 import hashlib
 import json
+import os
 import random
 from pathlib import Path
 
@@ -17,6 +22,7 @@ from sessions_app.links import ws_url
 POLL_SECONDS = 0.5
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 10
+ENVIRONMENT_VARIABLE = "COLLAB_TOKEN"  # the word token, when neither --token-file nor --token is given
 
 
 class ServerError(Exception):
@@ -38,12 +44,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("session_id")
         parser.add_argument("path", help="a .docx file or a Flat OPC .xml file")
-        parser.add_argument("--token", required=True, help="a word token of the session")
+        token = parser.add_mutually_exclusive_group()
+        token.add_argument(
+            "--token-file", help="a file holding a word token of the session (or set COLLAB_TOKEN)"
+        )
+        token.add_argument(
+            "--token",
+            help="a word token of the session; visible to every user of this machine in the process list, "
+            "so prefer --token-file or the environment variable COLLAB_TOKEN",
+        )
         parser.add_argument("--url", help="the server's WebSocket URL (default: from COLLAB_PUBLIC_URL)")
         parser.add_argument("--watch", action="store_true", help="publish again whenever the file changes")
         parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for each answer")
 
-    def handle(self, *args, session_id, path, token, url, watch, timeout, **options):
+    def handle(self, *args, session_id, path, token, token_file, url, watch, timeout, **options):
+        token = read_token(token, token_file)
         publisher = Publisher(self, session_id, token, url or ws_url(), Path(path), timeout)
         try:
             asyncio.run(publisher.watch() if watch else publisher.publish_once())
@@ -229,6 +244,27 @@ class Publisher:
             return "ooxml", data.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise CommandError(f"{self.path} is neither a .docx nor UTF-8 Flat OPC XML") from None
+
+
+def read_token(token, token_file):
+    """The word token from --token-file, --token or COLLAB_TOKEN, in that order; CommandError if none."""
+    if token_file is not None:
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise CommandError(f"cannot read the token file {token_file}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise CommandError(f"the token file {token_file} is not UTF-8 text") from None
+        if not token:
+            raise CommandError(f"the token file {token_file} is empty")
+        return token
+    token = token or os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
+    if not token:
+        raise CommandError(
+            f"no word token: give --token-file FILE or set {ENVIRONMENT_VARIABLE} "
+            "(--token works too, but shows the token in the process list)"
+        )
+    return token
 
 
 def digest(content):

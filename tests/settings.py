@@ -1,0 +1,13 @@
+"""collab's own settings for the test process, which runs with DJANGO_DEBUG off and so needs a secret key.
+
+The key is the run's (tests/servers.py); the daphne and manage.py processes the tests start
+get the same one.
+"""
+
+import os
+
+from tests.servers import RUN_SECRET_KEY
+
+os.environ.setdefault("DJANGO_SECRET_KEY", RUN_SECRET_KEY)
+
+from collab.settings import *  # noqa: E402, F403
