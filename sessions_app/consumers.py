@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -26,7 +27,7 @@ from .access import (
     origin_allowed,
     refusal_for_socket,
 )
-from .connection_limits import ConnectionHolds, client_address, connection_limit
+from .connection_limits import BEFORE_SIGN_IN, ConnectionHolds, client_address, connection_limit
 from .delivery import DIRECT_SOCKET, Subscriber
 from .hub import hubs
 from .presence import announcer, presence
@@ -36,6 +37,19 @@ from .services import SessionUnavailable, do_end_session
 from .sweeper import ensure_sweeper
 
 log = logging.getLogger(__name__)
+
+# A frame this long is parsed beside the event loop, by one of two threads: its long strings
+# are decoded a slice at a time, so other sockets are served meanwhile.
+PARSE_BESIDE_LOOP_CHARS = 1 << 20
+frame_parsers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="collab-frame-parser")
+
+
+async def parse_frame(text):
+    """protocol.parse_frame with the message limit; in a thread for a long frame."""
+    limit = settings.COLLAB_MAX_MESSAGE_BYTES
+    if text is None or len(text) < PARSE_BESIDE_LOOP_CHARS:
+        return protocol.parse_frame(text, limit)
+    return await asyncio.get_running_loop().run_in_executor(frame_parsers, protocol.parse_frame, text, limit)
 
 
 class CollabConsumer(AsyncWebsocketConsumer):
@@ -74,6 +88,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.tasks = set()
         self.rate = MessageRate.from_settings()
         self.holds = ConnectionHolds(self.socket_id)
+        # Under daphne, what the socket sends before it signs in counts against its address.
+        self.before_sign_in = self.scope.get("extensions", {}).get(BEFORE_SIGN_IN, {}).get("count")
         headers = dict(self.scope.get("headers", ()))
         if not origin_allowed(headers.get(b"origin"), headers.get(b"host")):
             await self.close()
@@ -95,6 +111,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.stop_writing()
         if getattr(self, "auth_timer", None):
             self.auth_timer.cancel()
+        if self.before_sign_in is not None:
+            self.before_sign_in.finish()
         if getattr(self, "holds", None):
             await self.holds.release_all()
         if self.hub is not None:
@@ -132,7 +150,9 @@ class CollabConsumer(AsyncWebsocketConsumer):
         try:
             if not self.rate.allow():
                 raise ProtocolError("E1011", detail="slow down")
-            message, action = protocol.parse_frame(text_data, settings.COLLAB_MAX_MESSAGE_BYTES)
+            message, action = await parse_frame(text_data)
+            if self.closing:
+                return
             if self.session_id is None:
                 if not await self.sign_in_or_close(message, action):
                     return
@@ -174,6 +194,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
             )
             return False
         self.auth_timer.cancel()
+        if self.before_sign_in is not None:
+            self.before_sign_in.finish()
         self.session_id = token.session_id
         self.role = token.role
         self.can_end = token.can_end_session
