@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from channels.consumer import get_handler_name
@@ -111,8 +112,6 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.stop_writing()
         if getattr(self, "auth_timer", None):
             self.auth_timer.cancel()
-        if self.before_sign_in is not None:
-            self.before_sign_in.finish()
         if getattr(self, "holds", None):
             await self.holds.release_all()
         if self.hub is not None:
@@ -153,7 +152,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
             message, action = await parse_frame(text_data)
             if self.closing:
                 return
-            if self.session_id is None:
+            signing_in = self.session_id is None
+            if signing_in:
                 if not await self.sign_in_or_close(message, action):
                     return
             elif "SessionId" in message and message["SessionId"] != self.session_id:
@@ -161,7 +161,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         except ProtocolError as error:
             await self.refuse(error)
             return
-        await self.dispatch_action(message, action)
+        await self.dispatch_action(message, action, token_checked=signing_in)
 
     async def sign_in_or_close(self, message, action):
         """Sign in; a fault of the database or the channel layer closes with 4500, to reconnect later."""
@@ -209,6 +209,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
             direct=self.scope.get("extensions", {}).get(DIRECT_SOCKET, {}).get("socket"),
             send_text=self.send_text,
             close=self.close_with,
+            token_expires=token.expires_at.timestamp() if token.expires_at else None,
         )
         self.hub = await hubs.join(self.subscriber)
         await presence.join(self.session_id, self.role, self.socket_id)
@@ -234,7 +235,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
         elif last_version == version:
             subscriber.holds(version)
 
-    async def dispatch_action(self, message, action):
+    async def dispatch_action(self, message, action, token_checked=False):
+        """Carry out an action; the socket's token is checked first, unless sign-in has just checked it."""
         handler = {
             protocol.INIT: self.action_init,
             protocol.UPDATE: self.action_update,
@@ -243,6 +245,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
             protocol.PING: self.action_ping if self.subscriber.protocol >= 2 else None,
         }.get(action)
         try:
+            if not token_checked:
+                await self.check_token(action)
             if handler is None:
                 raise ProtocolError("E1004", action)
             await handler(message)
@@ -254,6 +258,19 @@ class CollabConsumer(AsyncWebsocketConsumer):
         except Exception:
             log.exception("action %s failed in session %s", action, self.session_id)
             await self.refuse(ProtocolError("E2001", action))
+
+    async def check_token(self, action):
+        """Refuse an action if the socket's token expired or was revoked (E1003) or its session ended (E1006).
+
+        Viewers ping every 20 seconds: a ping is checked against the expiry read at sign-in only,
+        and a revocation that never reached the socket is caught by the next sweep.
+        """
+        if action == protocol.PING:
+            refusal = "E1003" if self.subscriber.token_lapsed(time.time()) else None
+        else:
+            refusal = await database_sync_to_async(refusal_for_socket)(self.subscriber.token_id)
+        if refusal:
+            raise ProtocolError(refusal, action)
 
     async def action_init(self, message):
         """The handshake itself; nothing more to do."""
@@ -273,9 +290,6 @@ class CollabConsumer(AsyncWebsocketConsumer):
         """Start converting a Word update; the result reaches every socket through the group."""
         if self.role != "word":
             raise ProtocolError("E1008", protocol.UPDATE)
-        refusal = await database_sync_to_async(refusal_for_socket)(self.subscriber.token_id)
-        if refusal:
-            raise ProtocolError(refusal, protocol.UPDATE)
         content, payload_type = protocol.update_payload(message)
         # Converting runs beside the socket, so pings and newer updates are read meanwhile.
         task = asyncio.ensure_future(self.convert_update(content, payload_type))
