@@ -61,7 +61,7 @@ class _Reader:
             return self.object(position + 1, depth + 1)
         if first == "[":
             return self.array(position + 1, depth + 1)
-        if first in _SCALAR_STARTS and first:
+        if first in _SCALAR_STARTS:
             try:
                 return _scan_scalar(self.text, position)
             except StopIteration:

@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from sessions_app.protocol import TOO_MANY_BEFORE_SIGN_IN
+from tests.servers import child_env, run_manage
 from tests.test_frame_parsing import hostile_first_frame
 from tests.test_integration_daphne import (
     WAIT,
@@ -183,3 +184,32 @@ async def test_field_addin_full_size_first_update_is_published(daphne):
         assert published["Action"] == "get-html" and published["Success"] is True, summary(published)
         assert "<img" in published["Content"]
         await viewer.receive_until(html_with("<img", version=1), timeout=180)
+
+
+def test_a_budget_smaller_than_one_message_stops_the_server_at_start():
+    env = child_env(
+        {"COLLAB_MAX_MESSAGE_BYTES": "2000000", "COLLAB_MAX_PRE_SIGN_IN_BYTES_PER_ADDRESS": "1000000"}
+    )
+    with pytest.raises(AssertionError, match="must be 0 or at least COLLAB_MAX_MESSAGE_BYTES"):
+        run_manage(env, "check")
+    run_manage({**env, "COLLAB_MAX_PRE_SIGN_IN_BYTES_PER_ADDRESS": "0"}, "check")
+
+
+async def test_sockets_that_sign_in_give_their_bytes_back(daphne):
+    """Three add-ins of one office send whole documents as first messages and stay: none is refused."""
+    server = await asyncio.to_thread(daphne, COLLAB_MAX_MESSAGE_BYTES="3000000")  # a budget of 6 MB
+    session = await new_session(server)
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(3):
+            websocket = await stack.enter_async_context(
+                connect(server.ws_url, proxy=None, open_timeout=WAIT, max_size=None)
+            )
+            hello = first_message(session, "word", "update-ooxml", protocol=None, PayloadType="ooxml")
+            frame = json.dumps({**hello, "Content": full_size_document(2_800_000)})
+            assert len(frame.encode()) > 2_800_000
+            await websocket.send(frame)
+            # Each socket stays, signed in, while the next one sends its 2.8 MB.
+            async with asyncio.timeout(WAIT):
+                while (answer := json.loads(await websocket.recv()))["Action"] != "get-html":
+                    assert answer["Success"] is True, summary(answer)
+            assert answer["Success"] is True
