@@ -245,10 +245,10 @@ class CollabConsumer(AsyncWebsocketConsumer):
             protocol.PING: self.action_ping if self.subscriber.protocol >= 2 else None,
         }.get(action)
         try:
-            if not token_checked:
-                await self.check_token(action)
             if handler is None:
                 raise ProtocolError("E1004", action)
+            if not token_checked:
+                await self.check_token(action)
             await handler(message)
         except ProtocolError as error:
             await self.refuse(error)
