@@ -235,6 +235,16 @@ COLLAB_MAX_MESSAGE_BYTES = envint("COLLAB_MAX_MESSAGE_BYTES", str(32 * 1024 * 10
 # document upload's (COLLAB_MAX_MESSAGE_BYTES), and seconds to send a request line and headers.
 COLLAB_MAX_REQUEST_BYTES = envint("COLLAB_MAX_REQUEST_BYTES", str(1024 * 1024))
 COLLAB_HTTP_HEADER_TIMEOUT = envfloat("COLLAB_HTTP_HEADER_TIMEOUT", "15")
+# Bytes the not yet signed-in sockets of one address may have sent (connection_limits.py):
+# two full-size first updates by default, as the add-in's first message may be a whole document.
+COLLAB_MAX_PRE_SIGN_IN_BYTES_PER_ADDRESS = envint(
+    "COLLAB_MAX_PRE_SIGN_IN_BYTES_PER_ADDRESS", str(2 * COLLAB_MAX_MESSAGE_BYTES)
+)
+if 0 < COLLAB_MAX_PRE_SIGN_IN_BYTES_PER_ADDRESS < COLLAB_MAX_MESSAGE_BYTES:
+    raise ImproperlyConfigured(
+        "COLLAB_MAX_PRE_SIGN_IN_BYTES_PER_ADDRESS must be 0 or at least COLLAB_MAX_MESSAGE_BYTES: "
+        "a first message may be a whole document"
+    )
 COLLAB_AUTH_TIMEOUT = envfloat("COLLAB_AUTH_TIMEOUT", "10")
 # A socket with more than this many bytes waiting to be sent gets only the newest document,
 # and is closed (4408) when it stays that far behind for COLLAB_SLOW_VIEWER_SECONDS.

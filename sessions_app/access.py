@@ -123,12 +123,30 @@ def note_token_used(token):
 
 def refusal_for_socket(token_id):
     """Why a socket authenticated earlier may no longer act (E1006, E1003), or None."""
-    token = SessionToken.objects.select_related("session").filter(pk=token_id).first()
-    if token is None or not token.session.is_active:
-        return "E1006"
-    if not token.is_usable():
-        return "E1003"
-    return None
+    return token_standings([token_id])[token_id][0]
+
+
+def token_standings(token_ids, now=None):
+    """{token id: (why its sockets may no longer act (E1006, E1003) or None, its expiry)}, in one query.
+
+    The expiry is a POSIX timestamp, or None for a token that never expires; a token that is
+    gone, or whose session ended, is E1006.
+    """
+    now = now or timezone.now()
+    standings = dict.fromkeys(token_ids, ("E1006", None))
+    tokens = (
+        SessionToken.objects.filter(pk__in=standings)
+        .select_related("session")
+        .only("revoked", "expires_at", "session__status")
+    )
+    for token in tokens:
+        refusal = None
+        if not token.session.is_active:
+            refusal = "E1006"
+        elif not token.is_usable(now):
+            refusal = "E1003"
+        standings[token.pk] = (refusal, token.expires_at.timestamp() if token.expires_at else None)
+    return standings
 
 
 def normalise_origin(value):

@@ -1,4 +1,5 @@
-"""How many WebSocket connections one client address or one token may hold (README "Limits").
+"""How many WebSocket connections one client address or one token may hold, and how many bytes
+an address's sockets may send before they sign in (README "Limits").
 
 Connections are counted per client address and per token. With REDIS_URL the counts are
 shared by every server process through one Redis sorted set per address or token, scored by
@@ -10,6 +11,12 @@ against abuse and must not turn a Redis outage into an outage of the viewers.
 HTTP connections that wait for a request (just opened, still sending its head or body, or
 kept alive between requests) are counted too, in each process (`WaitingHttpConnections`):
 Twisted accepts them synchronously, before any header could name a forwarded address.
+
+Bytes before sign-in are memory of this process, so each process counts its own: every
+frame a socket receives before its sign-in succeeds is counted against its address when the
+frame begins, from the length its header declares, and given back when the socket signs in
+or closes. A frame that would take an address past COLLAB_MAX_PRE_SIGN_IN_BYTES_PER_ADDRESS is refused
+before its payload is buffered (daphne_adaptations.py).
 """
 
 import ipaddress
@@ -227,3 +234,60 @@ class ConnectionHolds:
         held, self.held = self.held, []
         for registry, key in held:
             await registry.release(key, self.member)
+
+
+# The ASGI scope extension through which a consumer under daphne finds its SocketBeforeSignIn.
+BEFORE_SIGN_IN = "collab.before-sign-in"
+
+
+class PreSignInBytes:
+    """The bytes each client address's sockets have sent before signing in, in this process."""
+
+    def __init__(self):
+        self._held = Counter()
+
+    def take(self, address, size, limit):
+        """Count `size` more bytes for `address` unless that passes `limit` (0: none); whether it did."""
+        if limit and self._held[address] + size > limit:
+            return False
+        self._held[address] += size
+        return True
+
+    def give_back(self, address, size):
+        self._held[address] -= size
+        if self._held[address] <= 0:
+            del self._held[address]
+
+    def held(self, address):
+        """The bytes counted for an address now."""
+        return self._held[address]
+
+
+pre_sign_in_bytes = PreSignInBytes()
+
+
+class SocketBeforeSignIn:
+    """What one socket sent before signing in, counted against its address until it signs in or closes."""
+
+    __slots__ = ("address", "held", "done")
+
+    def __init__(self, address):
+        self.address = address
+        self.held = 0
+        self.done = address is None  # without an address there is nothing to count against
+
+    def count(self, size):
+        """Count a frame of `size` bytes; False when it would take the address past its budget."""
+        if self.done:
+            return True
+        if not pre_sign_in_bytes.take(self.address, size, settings.COLLAB_MAX_PRE_SIGN_IN_BYTES_PER_ADDRESS):
+            return False
+        self.held += size
+        return True
+
+    def finish(self):
+        """The socket signed in or closed: give its bytes back and count no more."""
+        if not self.done:
+            self.done = True
+            pre_sign_in_bytes.give_back(self.address, self.held)
+            self.held = 0

@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -26,7 +28,7 @@ from .access import (
     origin_allowed,
     refusal_for_socket,
 )
-from .connection_limits import ConnectionHolds, client_address, connection_limit
+from .connection_limits import BEFORE_SIGN_IN, ConnectionHolds, client_address, connection_limit
 from .delivery import DIRECT_SOCKET, Subscriber
 from .hub import hubs
 from .presence import announcer, presence
@@ -36,6 +38,19 @@ from .services import SessionUnavailable, do_end_session
 from .sweeper import ensure_sweeper
 
 log = logging.getLogger(__name__)
+
+# A frame this long is parsed beside the event loop, by one of two threads: its long strings
+# are decoded a slice at a time, so other sockets are served meanwhile.
+PARSE_BESIDE_LOOP_CHARS = 1 << 20
+frame_parsers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="collab-frame-parser")
+
+
+async def parse_frame(text):
+    """protocol.parse_frame with the message limit; in a thread for a long frame."""
+    limit = settings.COLLAB_MAX_MESSAGE_BYTES
+    if text is None or len(text) < PARSE_BESIDE_LOOP_CHARS:
+        return protocol.parse_frame(text, limit)
+    return await asyncio.get_running_loop().run_in_executor(frame_parsers, protocol.parse_frame, text, limit)
 
 
 class CollabConsumer(AsyncWebsocketConsumer):
@@ -74,6 +89,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.tasks = set()
         self.rate = MessageRate.from_settings()
         self.holds = ConnectionHolds(self.socket_id)
+        # Under daphne, what the socket sends before it signs in counts against its address.
+        self.before_sign_in = self.scope.get("extensions", {}).get(BEFORE_SIGN_IN, {}).get("count")
         headers = dict(self.scope.get("headers", ()))
         if not origin_allowed(headers.get(b"origin"), headers.get(b"host"), self.scope.get("scheme")):
             await self.close()
@@ -132,8 +149,11 @@ class CollabConsumer(AsyncWebsocketConsumer):
         try:
             if not self.rate.allow():
                 raise ProtocolError("E1011", detail="slow down")
-            message, action = protocol.parse_frame(text_data, settings.COLLAB_MAX_MESSAGE_BYTES)
-            if self.session_id is None:
+            message, action = await parse_frame(text_data)
+            if self.closing:
+                return
+            signing_in = self.session_id is None
+            if signing_in:
                 if not await self.sign_in_or_close(message, action):
                     return
             elif "SessionId" in message and message["SessionId"] != self.session_id:
@@ -141,7 +161,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         except ProtocolError as error:
             await self.refuse(error)
             return
-        await self.dispatch_action(message, action)
+        await self.dispatch_action(message, action, token_checked=signing_in)
 
     async def sign_in_or_close(self, message, action):
         """Sign in; a fault of the database or the channel layer closes with 4500, to reconnect later."""
@@ -174,6 +194,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
             )
             return False
         self.auth_timer.cancel()
+        if self.before_sign_in is not None:
+            self.before_sign_in.finish()
         self.session_id = token.session_id
         self.role = token.role
         self.can_end = token.can_end_session
@@ -187,6 +209,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
             direct=self.scope.get("extensions", {}).get(DIRECT_SOCKET, {}).get("socket"),
             send_text=self.send_text,
             close=self.close_with,
+            token_expires=token.expires_at.timestamp() if token.expires_at else None,
         )
         self.hub = await hubs.join(self.subscriber)
         await presence.join(self.session_id, self.role, self.socket_id)
@@ -212,7 +235,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
         elif last_version == version:
             subscriber.holds(version)
 
-    async def dispatch_action(self, message, action):
+    async def dispatch_action(self, message, action, token_checked=False):
+        """Carry out an action; the socket's token is checked first, unless sign-in has just checked it."""
         handler = {
             protocol.INIT: self.action_init,
             protocol.UPDATE: self.action_update,
@@ -223,6 +247,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
         try:
             if handler is None:
                 raise ProtocolError("E1004", action)
+            if not token_checked:
+                await self.check_token(action)
             await handler(message)
         except ProtocolError as error:
             await self.refuse(error)
@@ -232,6 +258,19 @@ class CollabConsumer(AsyncWebsocketConsumer):
         except Exception:
             log.exception("action %s failed in session %s", action, self.session_id)
             await self.refuse(ProtocolError("E2001", action))
+
+    async def check_token(self, action):
+        """Refuse an action if the socket's token expired or was revoked (E1003) or its session ended (E1006).
+
+        Viewers ping every 20 seconds: a ping is checked against the expiry read at sign-in only,
+        and a revocation that never reached the socket is caught by the next sweep.
+        """
+        if action == protocol.PING:
+            refusal = "E1003" if self.subscriber.token_lapsed(time.time()) else None
+        else:
+            refusal = await database_sync_to_async(refusal_for_socket)(self.subscriber.token_id)
+        if refusal:
+            raise ProtocolError(refusal, action)
 
     async def action_init(self, message):
         """The handshake itself; nothing more to do."""
@@ -251,9 +290,6 @@ class CollabConsumer(AsyncWebsocketConsumer):
         """Start converting a Word update; the result reaches every socket through the group."""
         if self.role != "word":
             raise ProtocolError("E1008", protocol.UPDATE)
-        refusal = await database_sync_to_async(refusal_for_socket)(self.subscriber.token_id)
-        if refusal:
-            raise ProtocolError(refusal, protocol.UPDATE)
         content, payload_type = protocol.update_payload(message)
         # Converting runs beside the socket, so pings and newer updates are read meanwhile.
         task = asyncio.ensure_future(self.convert_update(content, payload_type))

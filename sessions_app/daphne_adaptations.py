@@ -6,6 +6,11 @@
   the protocol's way (E1009, session-closed, close code 4413).
 - **Direct sockets.** Each WebSocket's application finds a DirectSocket (delivery.py) in its
   scope's extensions: the session hub writes one pre-framed broadcast to thousands of them.
+- **Bytes before sign-in.** Each frame a socket receives before it signs in is counted
+  against its client address (connection_limits.py) as soon as its header declares its
+  length; one that would pass COLLAB_MAX_PRE_SIGN_IN_BYTES_PER_ADDRESS is refused there,
+  before its payload is buffered (session-closed, close code 4429). The consumer finds the
+  socket's count in its scope's extensions and ends it when the socket signs in.
 - **Lazy debug text.** autobahn builds the text of its debug log lines before calling the
   logger, even when debug logging is off: on every connection it pretty-prints its whole
   option set (`pformat`) and colours names for several lines (`hltype`, `hlval`), and two
@@ -35,9 +40,18 @@ from urllib.parse import unquote
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .connection_limits import waiting_http_connections
+from .connection_limits import BEFORE_SIGN_IN, SocketBeforeSignIn, client_address, waiting_http_connections
 from .delivery import DIRECT_SOCKET, DirectSocket
-from .protocol import ERROR_TEXTS, HEAD_TOO_SLOW, TOO_LARGE, TOO_MANY_FROM_ADDRESS, refusal_frames
+from .protocol import (
+    ERROR_TEXTS,
+    HEAD_TOO_SLOW,
+    TOO_LARGE,
+    TOO_MANY_BEFORE_SIGN_IN,
+    TOO_MANY_CONNECTIONS,
+    TOO_MANY_FROM_ADDRESS,
+    refusal_frames,
+    session_closed_message,
+)
 
 # The requests whose body is a document (api_urls.py), allowed COLLAB_MAX_MESSAGE_BYTES.
 DOCUMENT_UPLOADS = [(b"PUT", re.compile(r"/api/sessions/[^/]+/document"))]
@@ -65,6 +79,7 @@ def install():
         "WebSocketFactory.setProtocolOptions": WebSocketFactory,
         "WebSocketProtocol._max_message_size_exceeded": WebSocketProtocol,
         "WebSocketProtocol.onClose": WebSocketProtocol,
+        "WebSocketProtocol.onMessageFrameBegin": WebSocketProtocol,
         "Server.create_application": Server,
         "Timings.__str__": protocol.Timings,
         "HTTPFactory.protocol": HTTPFactory,
@@ -80,6 +95,7 @@ def install():
         raise ImproperlyConfigured(f"collab's adaptations do not fit this daphne: {', '.join(missing)}")
     apply_message_limit(WebSocketFactory, WebSocketProtocol)
     offer_direct_sockets(Server, WebSocketProtocol)
+    count_bytes_before_sign_in(Server, WebSocketProtocol)
     apply_lazy_debug_text(util, protocol, twisted_websocket)
     apply_http_limits(http, HTTPFactory, WebRequest)
     Server.collab_adaptations_installed = True
@@ -133,6 +149,42 @@ def offer_direct_sockets(server_class, protocol_class):
 
     server_class.create_application = create_application_with_socket
     protocol_class.onClose = close_outbox
+
+
+def count_bytes_before_sign_in(server_class, protocol_class):
+    """Count each frame before sign-in against the socket's address when it begins; refuse past the budget."""
+    create_application = server_class.create_application
+    on_close = protocol_class.onClose
+    frame_begin = protocol_class.onMessageFrameBegin
+    refusal = session_closed_message(None, TOO_MANY_BEFORE_SIGN_IN).encode()
+    refusal_reason = TOO_MANY_BEFORE_SIGN_IN.encode()
+
+    def create_application_with_count(self, protocol, scope):
+        if scope.get("type") == "websocket":
+            count = protocol.collab_before_sign_in = SocketBeforeSignIn(client_address(scope))
+            scope.setdefault("extensions", {})[BEFORE_SIGN_IN] = {"count": count}
+        return create_application(self, protocol, scope)
+
+    def count_frame(self, length):
+        frame_begin(self, length)
+        count = self.__dict__.get("collab_before_sign_in")
+        if self.failedByMe or count is None or count.count(length):
+            return
+        if self.state == self.STATE_OPEN:
+            self.sendMessage(refusal, isBinary=False)
+        # As for an oversized message: the rest of this one is read and dropped, never buffered.
+        self.failedByMe = True
+        self.sendCloseFrame(code=TOO_MANY_CONNECTIONS, reasonUtf8=refusal_reason, isReply=False)
+
+    def finish_count(self, was_clean, code, reason):
+        count = self.__dict__.get("collab_before_sign_in")
+        if count is not None:
+            count.finish()
+        on_close(self, was_clean, code, reason)
+
+    server_class.create_application = create_application_with_count
+    protocol_class.onClose = finish_count
+    protocol_class.onMessageFrameBegin = count_frame
 
 
 class TextWhenLogged:

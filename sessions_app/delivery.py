@@ -10,11 +10,11 @@ back by the socket's DocumentOutbox while a slow viewer's buffer is full; withou
 import time
 
 from .protocol import (
+    CLOSING_ERRORS,
     HTML_PATCH,
     NORMAL_CLOSURE,
     TOO_SLOW,
     TOO_SLOW_REASON,
-    UNAUTHORISED,
     end_session_message,
     refusal_frames,
     session_closed_message,
@@ -211,12 +211,14 @@ class Subscriber:
 
     The consumer makes one after sign-in and hands it the two ways it writes: `send_text`,
     the ASGI send of one text frame, and `close`, which sends frames, then closes the socket
-    with a code and stops the consumer.
+    with a code and stops the consumer. `token_expires` is when the socket's token expires
+    (a POSIX timestamp, None for never): from then on it gets no document, and its hub closes it.
     """
 
     __slots__ = (
         "session_id",
         "token_id",
+        "token_expires",
         "protocol",
         "features",
         "takes_patches",
@@ -232,10 +234,20 @@ class Subscriber:
     )
 
     def __init__(
-        self, session_id, token_id, protocol, features, version_at_sign_in, direct, send_text, close
+        self,
+        session_id,
+        token_id,
+        protocol,
+        features,
+        version_at_sign_in,
+        direct,
+        send_text,
+        close,
+        token_expires=None,
     ):
         self.session_id = session_id
         self.token_id = token_id
+        self.token_expires = token_expires
         self.protocol = protocol
         self.features = features
         self.takes_patches = HTML_PATCH in features
@@ -283,6 +295,10 @@ class Subscriber:
         """Whether an html-patch brings this socket to `version`: it takes them and holds the one before."""
         return self.takes_patches and self.sent_version == version - 1
 
+    def token_lapsed(self, now=None):
+        """Whether the socket's token has expired."""
+        return self.token_expires is not None and (now or time.time()) >= self.token_expires
+
     def takes_presence(self, counts):
         """Whether these counts are news to a listening version 2 socket."""
         return self.listening and self.protocol >= 2 and self.sent_presence != counts
@@ -296,6 +312,8 @@ class Subscriber:
         """
         if self.stopped or version < self.sent_version or (version == self.sent_version and not force):
             return
+        if self.token_lapsed():
+            return  # its hub's expiry timer is about to close it
         self.sent_version = version
         if self.direct is None:
             await self.send_text(frame.text)
@@ -323,5 +341,10 @@ class Subscriber:
 
     async def token_revoked(self, token_id):
         """A token was revoked: a socket using it is refused at once."""
-        if token_id == self.token_id and not self.stopped:
-            await self.close(refusal_frames(self.session_id, "E1003"), UNAUTHORISED)
+        if token_id == self.token_id:
+            await self.token_refused("E1003")
+
+    async def token_refused(self, code):
+        """The socket's token may no longer act (E1003: expired or revoked; E1006: its session is gone)."""
+        if not self.stopped:
+            await self.close(refusal_frames(self.session_id, code), CLOSING_ERRORS[code])

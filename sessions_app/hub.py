@@ -7,11 +7,16 @@ each kind of frame once (full get-html per protocol, and the html-patch from the
 before) and writes the same framed bytes to every Subscriber (delivery.py), instead of
 waking one consumer per viewer. Consumers join and leave their session's hub; the hub joins
 and leaves the channel-layer group.
+
+A hub also closes its sockets whose token lapses: one timer, set for the earliest token
+expiry among its subscribers, refuses each expired one (E1003, close code 4401) when it
+comes, whether or not the socket sends anything.
 """
 
 import asyncio
 import contextlib
 import logging
+import time
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -229,6 +234,8 @@ class SessionHub:
         self.counts = None  # the presence counts last heard
         self.tasks = []
         self.stopped = False
+        self.expiry_timer = None  # fires at `expiry_due`, the earliest token expiry of the subscribers
+        self.expiry_due = None
         self.started = asyncio.ensure_future(self._start())
 
     async def _start(self):
@@ -242,6 +249,8 @@ class SessionHub:
         self.stopped = True
         for task in self.tasks:
             task.cancel()
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
         asyncio.ensure_future(self._leave_group())
 
     async def _leave_group(self):
@@ -374,6 +383,47 @@ class SessionHub:
                 frame = OutgoingFrame(presence_message(self.session_id, *counts))
             await subscriber.send_presence(frame, counts)
 
+    def watch_expiry(self, expires):
+        """Make sure the expiry timer fires by `expires` (a POSIX timestamp; None: never)."""
+        if expires is None or self.stopped or (self.expiry_due is not None and self.expiry_due <= expires):
+            return
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
+        self.expiry_due = expires
+        delay = max(0.0, expires - time.time())
+        self.expiry_timer = self.loop.call_later(delay, self._expiry_due)
+
+    def _expiry_due(self):
+        self.expiry_timer = self.expiry_due = None
+        asyncio.ensure_future(self.refuse_lapsed_tokens())
+
+    async def refuse_lapsed_tokens(self):
+        """Refuse the subscribers whose token expired (E1003), then wait for the next expiry."""
+        now = time.time()
+        later = []
+        for subscriber in list(self.subscribers):
+            if subscriber.token_lapsed(now):
+                await subscriber.token_refused("E1003")
+            elif subscriber.token_expires is not None:
+                later.append(subscriber.token_expires)
+        self.watch_expiry(min(later, default=None))
+
+    async def apply_token_standings(self, standings):
+        """Refuse the subscribers whose token may no longer act, as the database says; take up new expiries.
+
+        `standings` maps token ids to (refusal or None, expiry), as access.token_standings gives them.
+        """
+        for subscriber in list(self.subscribers):
+            refusal, expires = standings.get(subscriber.token_id, (None, subscriber.token_expires))
+            if refusal is not None:
+                await subscriber.token_refused(refusal)
+            else:
+                subscriber.token_expires = expires
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
+        self.expiry_timer = self.expiry_due = None
+        await self.refuse_lapsed_tokens()
+
     async def start_listening(self, subscriber):
         """A greeted subscriber starts listening: send what it missed while it joined."""
         missed = subscriber.start_listening()
@@ -396,6 +446,7 @@ class SessionHubs:
         if hub is None or hub.loop is not asyncio.get_running_loop():
             hub = self._hubs[session_id] = SessionHub(session_id, get_channel_layer())
         hub.subscribers[subscriber] = None
+        hub.watch_expiry(subscriber.token_expires)
         try:
             await asyncio.shield(hub.started)
         except Exception:
@@ -413,6 +464,20 @@ class SessionHubs:
     def local_sessions(self):
         """The ids of sessions with sockets in this process."""
         return list(self._hubs)
+
+    def local_token_ids(self):
+        """The ids of the tokens this event loop's sockets signed in with."""
+        return {subscriber.token_id for hub in self._running_here() for subscriber in hub.subscribers}
+
+    async def apply_token_standings(self, standings):
+        """Refuse this event loop's sockets whose token may no longer act (access.token_standings)."""
+        for hub in self._running_here():
+            await hub.apply_token_standings(standings)
+
+    def _running_here(self):
+        # Hubs of another event loop (a test's, long closed) are left to theirs.
+        loop = asyncio.get_running_loop()
+        return [hub for hub in self._hubs.values() if hub.loop is loop]
 
     async def end_session_here(self, session_id, reason):
         """Close this process's sockets of a session that ended, as its broadcast would have."""

@@ -9,6 +9,8 @@ import json
 
 from conversion import PAYLOAD_TYPES
 
+from . import bounded_json
+
 # Client actions (matched case-insensitively) and server-only actions.
 INIT = "init"
 UPDATE = "update-ooxml"
@@ -67,12 +69,18 @@ DATABASE_UNAVAILABLE = "database unavailable"
 TOO_SLOW_REASON = "Connection too slow: reconnect to get the current version"
 TOO_MANY_FROM_ADDRESS = "Too many connections from this address"
 TOO_MANY_WITH_TOKEN = "Too many connections with this token"  # noqa: S105 - words, not a secret
+TOO_MANY_BEFORE_SIGN_IN = "Too much sent before signing in from this address, retry later"
 EMPTY_DOCUMENT = "the document is empty"
 # The text of the HTTP 408 to a request whose line and headers came too slowly (daphne_adaptations.py).
 HEAD_TOO_SLOW = "Request line and headers not received in time"
 
 # Session ids a refusal may echo back: as long as any id can be.
 MAX_ECHOED_SESSION_ID = 64
+
+# The most values and the deepest nesting one client frame may hold (a first message has ten
+# or so, two deep): reading one costs little more memory than the frame itself.
+MAX_FRAME_VALUES = 1000
+MAX_FRAME_DEPTH = 32
 
 
 class ProtocolError(Exception):
@@ -100,8 +108,10 @@ def parse_frame(text, max_bytes):
     if too_large(text, max_bytes):
         raise ProtocolError("E1009", detail=f"limit {max_bytes} bytes")
     try:
-        message = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python's stack
+        message = bounded_json.loads(text, MAX_FRAME_VALUES, MAX_FRAME_DEPTH)
+    except bounded_json.TooComplex as error:
+        raise ProtocolError("E1010", detail=str(error)) from None
+    except ValueError:
         message = None
     if not isinstance(message, dict):
         raise ProtocolError("E1010", detail="expected one JSON object")
@@ -112,9 +122,11 @@ def parse_frame(text, max_bytes):
 
 
 def too_large(text, max_bytes):
-    """Whether a frame exceeds `max_bytes` in UTF-8, without encoding small frames."""
+    """Whether a frame exceeds `max_bytes` in UTF-8, without encoding small or ASCII frames."""
     if len(text) * 4 <= max_bytes:
         return False
+    if text.isascii():
+        return len(text) > max_bytes
     return len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes
 
 

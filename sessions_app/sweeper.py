@@ -6,7 +6,9 @@ when several processes sweep at once. `manage.py expire_sessions` does the same 
 
 The sweep also closes this process's sockets of sessions that ended without their broadcast
 reaching it: ended by `manage.py end_session` or removed while running on the in-memory
-layer (which spans one process), or during a channel-layer outage.
+layer (which spans one process), or during a channel-layer outage. In the same way it
+re-reads the tokens of this process's sockets, all in one query, and refuses the sockets
+of a token revoked unheard (E1003).
 """
 
 import asyncio
@@ -16,6 +18,7 @@ import weakref
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from .access import token_standings
 from .hub import hubs
 from .models import CollabSession
 from .services import ENDED_MESSAGE, do_expire_sessions
@@ -52,6 +55,10 @@ async def sweep_forever():
             await close_ended_sessions()
         except Exception:
             log.exception("closing the sockets of ended sessions failed")
+        try:
+            await refuse_lapsed_tokens()
+        except Exception:
+            log.exception("checking the tokens of open sockets failed")
 
 
 def end_reasons(session_ids):
@@ -72,3 +79,10 @@ async def close_ended_sessions():
         return
     for session_id, reason in (await database_sync_to_async(end_reasons)(local)).items():
         await hubs.end_session_here(session_id, reason)
+
+
+async def refuse_lapsed_tokens():
+    """Refuse this process's sockets whose token was revoked or removed unheard; one query for all tokens."""
+    token_ids = hubs.local_token_ids()
+    if token_ids:
+        await hubs.apply_token_standings(await database_sync_to_async(token_standings)(token_ids))
