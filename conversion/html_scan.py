@@ -82,6 +82,8 @@ _TABLE_STARTS = _names("table caption colgroup col tbody thead tfoot tr td th")
 _TABLE_CONTEXTS = ("table", "tbody", "thead", "tfoot", "tr", "td", "th", "caption", "colgroup")
 # A template's content is parsed in modes of its own, and the sanitiser drops it: refused.
 _ROW_GROUP_CONTEXTS = _names("table tbody thead tfoot tr")
+# The adoption agency rules run at most eight times per end tag, each making at most four elements.
+_MOST_CLONES = 8 * 4
 _TABLE_TEXT = _names("table tbody thead tfoot tr colgroup")
 TEMPLATE_REFUSED = "HTML with a template element is not accepted"
 _NOT_REOPENING = _names("script style title template noframes noscript noembed iframe textarea rb rp rt rtc")
@@ -342,9 +344,13 @@ class _Tree:
         return entry if not self.markers or entry.order > self.markers[-1] else None
 
     def forget(self, entry: _Formatting) -> None:
-        """Take the entry last_active gave out of the list."""
+        """Take an entry out of the list."""
         entry.removed = True
-        self.by_name[entry.name].pop()
+        entries = self.by_name[entry.name]
+        if entries[-1] is entry:
+            entries.pop()
+        else:
+            entries.remove(entry)
         if entry.open is not None:
             entry.open.entry = None
             entry.open = None
@@ -368,15 +374,18 @@ class _Tree:
         if not blocks_above:
             self.forget(entry)
             self.pop_to(position)
-        elif blocks_above <= 8:
-            # The rules clone it, with the three formatting elements nearest the first block
-            # above it, into each block above; take the rest between out of the stack and the
-            # list; then close everything above the last block. The clones are counted; what
+        elif blocks_above < 8:
+            # Block by block, the rules clone it with the three formatting elements nearest
+            # the block below it, take everything else between out of the stack (and the list),
+            # and finally close everything above the last block. The clones are counted; what
             # the rules take out stays open here, which keeps more open than the rules do,
             # but out of reach of every tag.
-            first_block = specials[len(specials) - blocks_above]
+            blocks = set(specials[len(specials) - blocks_above :])
             kept = 0
-            for index in range(first_block - 1, position, -1):
+            for index in range(specials[-1] - 1, position, -1):
+                if index in blocks:
+                    kept = 0
+                    continue
                 element = self.stack[index]
                 if element.entry is not None and kept < 3:
                     kept += 1
@@ -385,15 +394,15 @@ class _Tree:
                     self.forget(element.entry)
                 if element.key[0] != "\1":
                     self.make_inert(index)
-            self.work += first_block - position
+            self.work += specials[-1] - position
             if self.work > 8 * self.limits.max_html_elements:
                 raise ConversionError("HTML misnests its formatting elements too often")
-            self.count(4 * blocks_above)
+            self.count(_MOST_CLONES)
             self.forget(entry)
             self.make_inert(position)
             self.pop_to(specials[-1] + 1)
         else:
-            self.count(4 * 8)  # the rules stop after eight blocks and close nothing more
+            self.count(_MOST_CLONES)  # the rules stop after eight rounds and close nothing more
 
     def end_other(self, key: str) -> None:
         """An end tag closes its element if no special element is above it."""
@@ -466,7 +475,9 @@ def _after_declaration(html: str, start: int, tree: _Tree) -> int:
         found = _COMMENT_END.search(html, start + 2)  # "<!-->" and "<!--->" end at once
         return len(html) if found is None else found.end()
     if tree.current().foreign and html.startswith("<![CDATA[", start):
-        return _after(html, "]]>", start + 9)  # text, in foreign content: nothing re-opened
+        end = _after(html, "]]>", start + 9)
+        _text(tree, html, start + 9, end)  # text, read as text is where it stands
+        return end
     return _after(html, ">", start)  # a doctype or a bogus comment
 
 
@@ -503,6 +514,14 @@ def _text(tree: _Tree, html: str, start: int, end: int) -> None:
     current = tree.current()
     if not current.foreign or current.integration or current.name in _MATH_TEXT_INTEGRATION:
         tree.reconstruct()
+
+
+def _generate_implied_end_tags(tree: _Tree, keep: str = "") -> None:
+    """Close the paragraphs, items, options and ruby parts open on top, as the rules do."""
+    while (current := tree.current()).name in _IMPLIED_END and current.namespace == "html":
+        if current.name == keep:
+            return
+        tree.pop_current()
 
 
 def _leave_column_group(tree: _Tree) -> None:
@@ -562,6 +581,8 @@ def _start_tag(tree: _Tree, name: str, attributes: str, self_closing: bool, size
         if name in _HEADINGS and tree.current().name in _HEADINGS:
             tree.pop_current()
         if name == "hr":
+            if tree.in_scope("select") >= 0:
+                _generate_implied_end_tags(tree)
             tree.touch()
             return None
         if name == "xmp":
@@ -611,17 +632,11 @@ def _start_tag(tree: _Tree, name: str, attributes: str, self_closing: bool, size
     elif name in ("rb", "rp", "rt", "rtc"):
         if tree.in_scope("ruby") >= 0:
             # In a ruby these end the open paragraphs, items, options and annotations above them.
-            while (current := tree.current()).name in _IMPLIED_END and current.namespace == "html":
-                if current.name == "rtc" and name in ("rp", "rt"):
-                    break
-                tree.pop_current()
+            _generate_implied_end_tags(tree, keep="rtc" if name in ("rp", "rt") else "")
     elif name in ("option", "optgroup"):
         if tree.in_scope("select") >= 0:
             # In a select these end the open paragraphs, items and options above them.
-            while (current := tree.current()).name in _IMPLIED_END and current.namespace == "html":
-                if current.name == "optgroup":
-                    break
-                tree.pop_current()
+            _generate_implied_end_tags(tree, keep="optgroup")
         elif tree.current().name == "option":
             tree.pop_current()
     if name not in _NOT_REOPENING:
@@ -772,6 +787,7 @@ def _end_tag(tree: _Tree, name: str) -> None:
         form, tree.form = tree.form, None
         index = -1 if form is None else tree.position_of(form)
         if index >= 0 and tree.top(_IN_SCOPE) <= index:
+            _generate_implied_end_tags(tree)
             if index == len(tree.stack) - 1:
                 tree.pop_current()
             else:
