@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from .archive import check_docx_archive
 from .errors import ConversionError
 from .flat_opc import flat_opc_to_docx
-from .limits import DEFAULT_LIMITS, Limits, check_input_size
+from .html_scan import check_html_payload
+from .limits import DEFAULT_LIMITS, Limits, check_html_size, check_input_size, html_too_large
 from .mammoth_html import docx_to_html
 from .pool import ConversionPool
 from .sanitise import sanitise_html
@@ -55,7 +56,10 @@ def convert_payload(content: str, payload_type: str = "ooxml", limits: Limits = 
     check_input_size(input_bytes, limits)
 
     if kind == "html":
-        html, warnings = sanitise_html(_as_text(content)), []
+        text = _as_text(content)
+        # Nesting and elements are checked before nh3 spends time and memory on them.
+        check_html_payload(text, limits)
+        html, warnings = sanitise_html(text), []
     else:
         if kind == "docx":
             docx = _decode_docx(content)
@@ -65,12 +69,15 @@ def convert_payload(content: str, payload_type: str = "ooxml", limits: Limits = 
             docx = flat_opc_to_docx(content, limits)
         check_docx_archive(docx, limits)
         raw_html, warnings = docx_to_html(docx, limits)
+        # Sanitising keeps mammoth's HTML about as large: refused here, nh3 never reads it.
+        if len(raw_html) > limits.max_html_bytes:
+            raise ConversionError(html_too_large(limits))
         html = sanitise_html(raw_html)
     return Converted(
         html=html,
         warnings=warnings,
         input_bytes=input_bytes,
-        html_bytes=len(html.encode("utf-8")),
+        html_bytes=check_html_size(html, limits),
         seconds=time.perf_counter() - started,
     )
 

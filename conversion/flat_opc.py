@@ -39,6 +39,9 @@ _OFFICE_DOCUMENT_RELATIONSHIP = (
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 NOT_WORD_XML = "not a Word document (expected a Flat OPC package or a w:document)"
 _DAMAGED = "damaged Flat OPC package"
+_XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"
+# pkg:package, pkg:part, pkg:xmlData or pkg:binaryData: the only levels whose names matter here.
+_PACKAGE_LEVELS = 3
 # Part names as OPC allows them: absolute, no empty, "." or ".." segments, no backslashes.
 _PART_NAME = re.compile(r"(/[^/\\\x00-\x1f]+)+")
 # XML 1.0 whitespace is all a base64 body may carry besides the alphabet.
@@ -72,7 +75,8 @@ class _FlatOpcReader(DepthLimitedHandler):
         self.parts: dict[str, tuple[str | None, bytes]] = {}
         self._seen_names: set[str] = set()
         self._total_bytes = 0
-        self._scopes: list[dict[str, str]] = [{"xml": "http://www.w3.org/XML/1998/namespace"}]
+        # The namespace declarations of each open element; prefixes are resolved through
+        # them only for the few pkg: levels, so no element copies its parent's scope.
         self._declarations: list[dict[str, str]] = [{}]
         self._part: tuple[str, str | None] | None = None
         self._part_done = False
@@ -86,17 +90,13 @@ class _FlatOpcReader(DepthLimitedHandler):
         declarations = {
             key[6:]: value for key, value in attrs.items() if key == "xmlns" or key[:6] == "xmlns:"
         }
-        if declarations:
-            self._scopes.append({**self._scopes[-1], **declarations})
-        else:
-            self._scopes.append(self._scopes[-1])
         self._declarations.append(declarations)
 
         if self._out is not None:
             self._write_start(name, attrs)
             return
 
-        element = self._resolve(name)
+        element = self._resolve(name) if self.depth <= _PACKAGE_LEVELS else None
         if self.depth == 1:
             self._start_root(name, attrs, element)
         elif self.root != "package":
@@ -118,7 +118,7 @@ class _FlatOpcReader(DepthLimitedHandler):
             self._out.append(f"</{name}>")
             if self.depth == self._out_root_depth:
                 self._finish_xml_part()
-        elif self.root == "package":
+        elif self.root == "package" and self.depth <= _PACKAGE_LEVELS:
             element = self._resolve(name)
             if self.depth == 3 and element == (PACKAGE_NS, "xmlData"):
                 self._in_xml_data = False
@@ -128,7 +128,6 @@ class _FlatOpcReader(DepthLimitedHandler):
                 if not self._part_done:
                     raise ConversionError(f"{_DAMAGED}: a part has no content")
                 self._part = None
-        self._scopes.pop()
         self._declarations.pop()
         super().endElement(name)
 
@@ -141,13 +140,21 @@ class _FlatOpcReader(DepthLimitedHandler):
 
     def _resolve(self, qualified_name: str) -> tuple[str | None, str]:
         prefix, _, local = qualified_name.rpartition(":")
-        return self._scopes[-1].get(prefix), local
+        return self._namespace(prefix), local
+
+    def _namespace(self, prefix: str) -> str | None:
+        if prefix == "xml":
+            return _XML_NAMESPACE
+        for declarations in reversed(self._declarations):
+            if prefix in declarations:
+                return declarations[prefix]
+        return None
 
     def _attribute(self, attrs, namespace: str, local: str) -> str | None:
         for key, value in attrs.items():
             prefix, _, name = key.rpartition(":")
             # Unprefixed attributes are in no namespace, but Flat OPC writers do use them.
-            if name == local and (not prefix or self._scopes[-1].get(prefix) == namespace):
+            if name == local and (not prefix or self._namespace(prefix) == namespace):
                 return value
         return None
 

@@ -34,7 +34,13 @@ class Limits:
     max_compression_ratio: int = 200  # per entry uncompressed/compressed (zip bombs)
     max_xml_depth: int = 512  # element nesting depth in any XML part
     max_images: int = 500  # pictures converted into the HTML
-    max_image_bytes: int = 16 * MiB  # size of one picture
+    max_image_bytes: int = 16 * MiB  # decoded size of one picture
+    # Decoded bytes of all pictures put into the HTML, each time one is shown: a picture
+    # shown 100 times costs 100 times its size.
+    max_total_image_bytes: int = 32 * MiB
+    max_html_bytes: int = 64 * MiB  # the converted (sanitised) HTML, in UTF-8 bytes
+    max_html_depth: int = 512  # element nesting of an HTML payload, as a browser would build it
+    max_html_elements: int = 500_000  # elements of an HTML payload, as a browser would build them
     timeout_seconds: float = 60.0  # hard timeout in the pool
     max_memory_bytes: int = 2048 * MiB  # address space of a pool worker (RLIMIT_AS); 0: no limit
 
@@ -49,6 +55,20 @@ def check_input_size(size: int, limits: Limits) -> None:
             f"document too large ({_megabytes(size)} MB, the limit is "
             f"{_megabytes(limits.max_input_bytes)} MB)"
         )
+
+
+def check_html_size(html: str, limits: Limits) -> int:
+    """The UTF-8 size of converted HTML; ConversionError if it is over max_html_bytes."""
+    # Characters first: more characters than the limit is more bytes, without encoding.
+    size = len(html) if len(html) > limits.max_html_bytes else len(html.encode("utf-8"))
+    if size > limits.max_html_bytes:
+        raise ConversionError(html_too_large(limits))
+    return size
+
+
+def html_too_large(limits: Limits) -> str:
+    """The reason given for HTML over max_html_bytes."""
+    return f"the converted HTML is too large (the limit is {_megabytes(limits.max_html_bytes)} MB)"
 
 
 def _megabytes(size: int) -> str:

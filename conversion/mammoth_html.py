@@ -33,15 +33,25 @@ style_matching.install()
 # rest do not display in browsers anyway.
 ALLOWED_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp"})
 _IMAGE_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
+MISSING_PICTURE = "A picture that is not stored in the document (a link to an outside file) was left out"
+# mammoth applies a style map stored in the package (mammoth/style-map) to every element:
+# its cost is elements times rules, and a rule's HTML path is written for every match.
+# Maps written by people are short; a longer one is left out.
+_EMBEDDED_STYLE_MAP = "mammoth/style-map"
+_EMBEDDED_STYLE_MAP_MAX_BYTES = 64 * 1024
+_EMBEDDED_STYLE_MAP_MAX_RULES = 200
+_EMBEDDED_STYLE_MAP_MAX_PATH = 8  # elements in one rule's HTML path
+EMBEDDED_STYLE_MAP_LEFT_OUT = "The document's own style map was left out: it is longer than collab accepts"
 
 
 def docx_to_html(docx: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, list[str]]:
     """Convert .docx bytes (already checked by archive.py) to HTML and warning texts."""
     other_warnings: list[str] = []
     image_count = 0
+    image_bytes = 0
 
     def convert_image(image):
-        nonlocal image_count
+        nonlocal image_count, image_bytes
         content_type = (image.content_type or "").strip().lower()
         content_type = _IMAGE_TYPE_ALIASES.get(content_type, content_type)
         if content_type not in ALLOWED_IMAGE_TYPES:
@@ -53,14 +63,29 @@ def docx_to_html(docx: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, lis
         image_count += 1
         if image_count > limits.max_images:
             raise ConversionError(f"too many images (the limit is {limits.max_images})")
-        # An external image raises mammoth's own InvalidFileReferenceError here, which
-        # mammoth turns into a warning; external file access stays off.
-        with image.open() as stream:
-            # Read one byte past the limit: enough to know, without holding a huge picture.
-            data = stream.read(limits.max_image_bytes + 1)
+        # An image linked with r:link raises mammoth's own InvalidFileReferenceError here,
+        # which mammoth turns into a warning; external file access stays off.
+        try:
+            opened = image.open()
+        except KeyError:
+            # r:embed or v:imagedata naming an external target (or a part not in the package):
+            # the picture is not in the document, so it is left out like any linked picture.
+            other_warnings.append(MISSING_PICTURE)
+            return []
+        # Each time a picture is shown costs its bytes again in the HTML; read one byte
+        # past what may still be spent: enough to know, without holding a huge picture.
+        allowance = min(limits.max_image_bytes, limits.max_total_image_bytes - image_bytes)
+        with opened as stream:
+            data = stream.read(allowance + 1)
         if len(data) > limits.max_image_bytes:
             raise ConversionError(
                 f"an image is too large (the limit is {limits.max_image_bytes / MiB:.0f} MB per image)"
+            )
+        image_bytes += len(data)
+        if image_bytes > limits.max_total_image_bytes:
+            raise ConversionError(
+                "the images are too large together (the limit is "
+                f"{limits.max_total_image_bytes / MiB:.0f} MB of pictures per document)"
             )
         encoded = base64.b64encode(data).decode("ascii")
         attributes = {"src": f"data:{content_type};base64,{encoded}"}
@@ -75,9 +100,12 @@ def docx_to_html(docx: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, lis
             zipfile.ZipFile(io.BytesIO(docx)) as archive,
         ):
             package = read_package(archive)
+            embedded_style_map = _embedded_style_map(archive, other_warnings)
             options = {
                 "convert_image": convert_image,
                 "external_file_access": False,
+                "include_embedded_style_map": False,
+                "embedded_style_map": embedded_style_map,
                 "style_map": STYLE_MAP,
                 "transform_document": alignment_transform(package),
             }
@@ -118,12 +146,35 @@ def docx_to_html(docx: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, lis
     return html, warnings
 
 
+def _embedded_style_map(archive: zipfile.ZipFile, warnings: list[str]) -> str:
+    """The package's own mammoth style map, as mammoth reads it, or "" if there is none or it is too long."""
+    try:
+        entry = archive.getinfo(_EMBEDDED_STYLE_MAP)
+    except KeyError:
+        return ""
+    if entry.file_size > _EMBEDDED_STYLE_MAP_MAX_BYTES:
+        warnings.append(EMBEDDED_STYLE_MAP_LEFT_OUT)
+        return ""
+    text = archive.read(entry).decode("utf-8")
+    rules = [line.strip() for line in text.split("\n")]
+    rules = [rule for rule in rules if rule and not rule.startswith("#")]
+    if len(rules) > _EMBEDDED_STYLE_MAP_MAX_RULES or any(
+        rule.partition("=>")[2].count(">") >= _EMBEDDED_STYLE_MAP_MAX_PATH for rule in rules
+    ):
+        warnings.append(EMBEDDED_STYLE_MAP_LEFT_OUT)
+        return ""
+    return text
+
+
 def _convert_part(archive: zipfile.ZipFile, part: str, styles_part: str | None, kind: str, options: dict):
     """A header or footer part through mammoth as a document of its own; None if it cannot be read."""
     try:
         # Its own id prefix keeps its bookmarks and notes apart from the body's.
+        # The package's own style map was never read for a header or footer: it still is not.
         return mammoth.convert_to_html(
-            io.BytesIO(part_as_docx(archive, part, styles_part)), id_prefix=f"{kind}-", **options
+            io.BytesIO(part_as_docx(archive, part, styles_part)),
+            id_prefix=f"{kind}-",
+            **{**options, "embedded_style_map": ""},
         )
     except ConversionError:
         raise

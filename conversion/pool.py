@@ -1,16 +1,18 @@
-"""Conversions in worker processes, with a hard timeout that kills a stuck worker."""
+"""Conversions in worker processes, with a hard timeout that kills a stuck worker, shared fairly."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 import resource
 import signal
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConversionError
 from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits
@@ -23,6 +25,11 @@ if TYPE_CHECKING:
 TIMED_OUT = "conversion timed out"
 WORKER_FAILED = "conversion worker failed"
 CLOSED = "the conversion service is shut down"
+BUSY = "conversion stopped: it took too long while other documents were waiting, try again"
+# How often a running conversion checks whether it must make way for a waiting one.
+_POLL_SECONDS = 0.1
+# The worker time an owner used counts half after this long, when choosing who goes next.
+_USAGE_HALF_LIFE_SECONDS = 60.0
 # A fresh worker imports mammoth and nh3; on a loaded machine that can take seconds.
 _STARTUP_SECONDS = 30.0
 _EXIT_SECONDS = 2.0
@@ -33,15 +40,24 @@ class ConversionPool:
     """Converts in worker processes so a big document never blocks the event loop; hard timeout.
 
     Each running job holds one thread of a small thread pool, which talks to one worker
-    process over a pipe and kills it when the deadline passes. Jobs beyond ``workers``
-    queue in that thread pool. Nothing here is bound to an event loop, so one pool
-    serves any number of loops over its life.
+    process over a pipe and kills it when the deadline passes. At most ``workers`` jobs run;
+    the others wait here, and the pool shares its workers between owners (sessions):
+
+    - a free worker goes to the waiting job whose owner used the least worker time lately
+      (time used counts half after a minute), so one session's stream of slow documents
+      waits behind everybody else's updates;
+    - while a job of another owner waits, a job that has run ``share_seconds`` is stopped
+      (``BUSY``) and its worker replaced, so no owner holds a worker longer than that while
+      others wait. Alone, a job runs up to the timeout. ``share_seconds=0`` turns this off.
+
+    Nothing here is bound to an event loop, so one pool serves any number of loops.
     """
 
-    def __init__(self, workers: int = 2, limits: Limits = DEFAULT_LIMITS):
+    def __init__(self, workers: int = 2, limits: Limits = DEFAULT_LIMITS, share_seconds: float = 10.0):
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.limits = limits
+        self.share_seconds = share_seconds
         self._size = workers
         # spawn, not fork: a forked child would inherit Django, sockets and the loop.
         self._context = multiprocessing.get_context("spawn")
@@ -50,23 +66,72 @@ class ConversionPool:
         self._workers: set[_Worker] = set()
         self._threads: ThreadPoolExecutor | None = None
         self._closed = False
+        self._waiting: list[_Job] = []
+        self._running = 0
+        self._arrivals = itertools.count()
+        self._usage: dict[Any, tuple[float, float]] = {}  # owner: (worker seconds, when counted)
 
-    async def convert(self, content: str, payload_type: str) -> Converted:
-        """Convert in a worker process; raises ConversionError, also on timeout or a dead worker."""
+    async def convert(self, content: str, payload_type: str, owner: Any = None) -> Converted:
+        """Convert in a worker process; raises ConversionError, also on timeout or a dead worker.
+
+        ``owner`` says whose update it is (a session id): the pool shares its workers fairly
+        between owners. Jobs without one count as one owner.
+        """
+        job = _Job(owner, content, payload_type, next(self._arrivals))
         with self._lock:
             if self._closed:
                 raise ConversionError(CLOSED)
             if self._threads is None:
                 self._threads = ThreadPoolExecutor(self._size, thread_name_prefix="conversion")
-            threads = self._threads
+            self._waiting.append(job)
+            self._dispatch()
+        return await asyncio.wrap_future(job.future)
+
+    def _dispatch(self) -> None:
+        """Start waiting jobs while workers are free, the least served owner first (lock held)."""
+        while self._running < self._size and self._waiting:
+            now = time.monotonic()
+            job = min(self._waiting, key=lambda waiting: (self._used(waiting.owner, now), waiting.arrival))
+            self._waiting.remove(job)
+            if not job.future.set_running_or_notify_cancel():
+                continue  # its caller went away while it waited
+            self._running += 1
+            try:
+                self._threads.submit(self._run, job)
+            except RuntimeError:  # shut down in the meantime
+                self._running -= 1
+                job.future.set_exception(ConversionError(CLOSED))
+
+    def _used(self, owner: Any, now: float) -> float:
+        seconds, at = self._usage.get(owner, (0.0, now))
+        return seconds * 0.5 ** ((now - at) / _USAGE_HALF_LIFE_SECONDS)
+
+    def _run(self, job: _Job) -> None:
+        started = time.monotonic()
         try:
-            job = threads.submit(self._convert_blocking, content, payload_type)
-        except RuntimeError as error:  # closed in the meantime
-            raise ConversionError(CLOSED) from error
-        return await asyncio.wrap_future(job)
+            job.future.set_result(self._convert_blocking(job))
+        except BaseException as error:
+            job.future.set_exception(error)
+        finally:
+            with self._lock:
+                self._running -= 1
+                now = time.monotonic()
+                self._usage[job.owner] = (self._used(job.owner, now) + now - started, now)
+                # Owners whose use has faded are forgotten, so the table stays small.
+                for owner in [owner for owner in self._usage if self._used(owner, now) < 0.01]:
+                    del self._usage[owner]
+                if not self._closed:
+                    self._dispatch()
+
+    def _must_make_way(self, job: _Job, seconds: float) -> bool:
+        """Whether a job that has run this long must stop for another owner's waiting job."""
+        if not self.share_seconds or seconds < self.share_seconds:
+            return False
+        with self._lock:
+            return any(waiting.owner != job.owner for waiting in self._waiting)
 
     def close(self) -> None:
-        """Terminate the worker processes; jobs still running fail. Safe to call twice."""
+        """Terminate the worker processes; jobs still running or waiting fail. Safe to call twice."""
         with self._lock:
             self._closed = True
             idle = list(self._idle)
@@ -74,6 +139,10 @@ class ConversionPool:
             self._workers.clear()
             self._idle.clear()
             threads, self._threads = self._threads, None
+            waiting, self._waiting = self._waiting, []
+        for job in waiting:
+            if job.future.set_running_or_notify_cancel():
+                job.future.set_exception(ConversionError(CLOSED))
         for worker in idle:
             worker.stop()
         # A busy worker's pipe belongs to the thread waiting on it, which sees the
@@ -81,8 +150,6 @@ class ConversionPool:
         for worker in busy:
             worker.kill()
         if threads is not None:
-            # Queued jobs still run, find the pool closed and fail with CLOSED; cancelling
-            # them instead would surface as CancelledError in the awaiting tasks.
             threads.shutdown(wait=False)
 
     @property
@@ -91,12 +158,14 @@ class ConversionPool:
         with self._lock:
             return [worker.process.pid for worker in self._workers if worker.process.is_alive()]
 
-    def _convert_blocking(self, content: str, payload_type: str) -> Converted:
+    def _convert_blocking(self, job: _Job) -> Converted:
         worker = self._take_worker()
         try:
-            result = worker.run(content, payload_type, self.limits)
+            result = worker.run(
+                job.content, job.payload_type, self.limits, lambda seconds: self._must_make_way(job, seconds)
+            )
         except ConversionError as error:
-            if error.reason in {TIMED_OUT, WORKER_FAILED}:
+            if error.reason in {TIMED_OUT, WORKER_FAILED, BUSY}:
                 self._discard(worker)
             else:
                 self._give_back(worker)
@@ -118,7 +187,7 @@ class ConversionPool:
                 # Died while idle (the OOM killer, an operator): replace it quietly.
                 self._workers.discard(worker)
                 worker.stop()
-        # The thread pool runs at most `workers` jobs, so this never exceeds the size.
+        # At most `workers` jobs run at once, so this never exceeds the size.
         try:
             worker = _Worker(self._context)
         except OSError as error:  # no processes or pipes left on the machine
@@ -143,6 +212,17 @@ class ConversionPool:
         worker.stop()
 
 
+@dataclass(eq=False)
+class _Job:
+    """One conversion, waiting for a worker or running."""
+
+    owner: Any
+    content: str | bytes = field(repr=False)
+    payload_type: str
+    arrival: int
+    future: Future = field(default_factory=Future, repr=False)
+
+
 class _Worker:
     """One worker process and the parent's end of its pipe."""
 
@@ -162,12 +242,17 @@ class _Worker:
             self.stop()
             raise ConversionError(WORKER_FAILED)
 
-    def run(self, content: str, payload_type: str, limits: Limits) -> Converted:
-        deadline = time.monotonic() + limits.timeout_seconds
+    def run(self, content: str, payload_type: str, limits: Limits, must_make_way) -> Converted:
+        started = time.monotonic()
+        deadline = started + limits.timeout_seconds
         try:
             self.connection.send((content, payload_type, limits))
-            if not self.connection.poll(max(deadline - time.monotonic(), 0)):
-                raise ConversionError(TIMED_OUT)
+            while not self.connection.poll(min(max(deadline - time.monotonic(), 0), _POLL_SECONDS)):
+                now = time.monotonic()
+                if now >= deadline:
+                    raise ConversionError(TIMED_OUT)
+                if must_make_way(now - started):
+                    raise ConversionError(BUSY)
             status, value = self.connection.recv()
         except (EOFError, OSError, ValueError, TypeError) as error:
             raise ConversionError(WORKER_FAILED) from error

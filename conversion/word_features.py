@@ -68,10 +68,14 @@ _NAMESPACES = [
 ]
 # The first sectPr in document order belongs to the first section (in a paragraph's
 # properties, or the body's own when there is one section). A byte search finds it
-# without parsing the main part a second time.
-_SECTION = re.compile(rb"<(?:[\w.-]+:)?sectPr\b.*?</(?:[\w.-]+:)?sectPr>", re.DOTALL)
-_REFERENCE = re.compile(rb"<(?:[\w.-]+:)?(header|footer)Reference\b([^>]*)>")
-_ATTRIBUTE = re.compile(rb"""(?:[\w.-]+:)?(type|id)\s*=\s*["']([^"']*)["']""")
+# without parsing the main part a second time. These run over raw part bytes, so each
+# stays linear on any input: a start tag's attributes stop at the next "<" as well as ">"
+# (attribute values hold no "<" in XML), an attribute name is tried only where a name
+# starts, and the section's end is searched once, after the first start.
+_SECTION_START = re.compile(rb"<(?:[\w.-]+:)?sectPr(?=[\s/>])")
+_SECTION_END = re.compile(rb"</(?:[\w.-]+:)?sectPr\s*>")
+_REFERENCE = re.compile(rb"<(?:[\w.-]+:)?(header|footer)Reference(?=[\s/>])([^<>]*)>")
+_ATTRIBUTE = re.compile(rb"""(?<![\w.:-])(?:[\w.-]+:)?(type|id)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
 @dataclass
@@ -109,11 +113,14 @@ def read_package(archive: zipfile.ZipFile) -> WordPackage:
         with archive.open(names[styles.lower()]) as stream:
             package.style_alignments = _style_alignments(parse_xml(stream, _NAMESPACES))
     by_id = {rid: target for rid, _, target, external in relationships if not external}
-    section = _SECTION.search(archive.read(names[main.lower()]))
+    section = first_section(archive.read(names[main.lower()]))
     if section:
         found: dict[str, dict[str, str]] = {"header": {}, "footer": {}}
-        for kind, attributes in _REFERENCE.findall(section.group(0)):
-            values = {key.decode(): value.decode() for key, value in _ATTRIBUTE.findall(attributes)}
+        for kind, attributes in _REFERENCE.findall(section):
+            values = {
+                key.decode(): (double or single).decode()
+                for key, double, single in _ATTRIBUTE.findall(attributes)
+            }
             if values.get("id") in by_id:
                 found[kind.decode()][values.get("type", "default")] = by_id[values["id"]]
         # The default header is what most pages show; a title-page-only one is better than none.
@@ -122,6 +129,15 @@ def read_package(archive: zipfile.ZipFile) -> WordPackage:
             if part and part.lower() in names:
                 setattr(package, f"{kind}_part", names[part.lower()])
     return package
+
+
+def first_section(main_part: bytes) -> bytes | None:
+    """The first sectPr element of a main part as written (its start tag to its end tag), or None."""
+    start = _SECTION_START.search(main_part)
+    if start is None:
+        return None
+    end = _SECTION_END.search(main_part, start.end())
+    return main_part[start.start() : end.end()] if end else None
 
 
 def alignment_transform(package: WordPackage) -> Callable:
@@ -141,11 +157,16 @@ def alignment_transform(package: WordPackage) -> Callable:
         )
         if heading:
             kind = f"h{heading.group(1)}"
-        elif paragraph.style_id == "Heading" or (paragraph.style_name or "").lower() == "heading":
+        elif paragraph.style_id == "Heading" or _is_named_heading(paragraph.style_name):
             kind = "h1"  # Apple Pages, as mammoth's default style map has it
         return paragraph.copy(style_name=_ALIGNED_STYLE.format(kind=kind, alignment=alignment))
 
     return transforms.paragraph(align)
+
+
+def _is_named_heading(style_name: str | None) -> bool:
+    # Length first: one long style name shared by many paragraphs must not be lowered for each.
+    return style_name is not None and len(style_name) == 7 and style_name.lower() == "heading"
 
 
 def part_as_docx(archive: zipfile.ZipFile, part: str, styles_part: str | None = None) -> bytes:
@@ -184,7 +205,8 @@ def part_as_docx(archive: zipfile.ZipFile, part: str, styles_part: str | None = 
     return buffer.getvalue()
 
 
-_HEADER_ROOT = re.compile(rb"<([\w.-]+:)?(?:hdr|ftr)\b([^>]*)>")
+# Linear on any bytes: the start tag's attributes stop at the next "<" as well as ">".
+_HEADER_ROOT = re.compile(rb"<([\w.-]+:)?(?:hdr|ftr)\b([^<>]*)>")
 _HEADER_END = re.compile(rb"</([\w.-]+:)?(?:hdr|ftr)>\s*$")
 
 
@@ -205,16 +227,29 @@ def _style_alignments(styles) -> dict[str, str]:
         parent = style.find_child_or_null("w:basedOn").attributes.get("w:val")
         if parent is not None:
             based_on[style_id] = parent
-    resolved: dict[str, str] = {}
+    # Each style's chain is walked once: every style met on a walk gets its answer, so a
+    # long basedOn chain costs its length, not its length squared.
+    resolved: dict[str, str | None] = {}
     for style_id in set(own) | set(based_on):
-        seen: set[str] = set()
+        chain: list[str] = []
+        on_chain: set[str] = set()
         current: str | None = style_id
-        while current is not None and current not in seen and current not in own:
-            seen.add(current)
+        while current is not None and current not in resolved and current not in own:
+            if current in on_chain:  # a basedOn loop without alignment
+                current = None
+                break
+            chain.append(current)
+            on_chain.add(current)
             current = based_on.get(current)
-        if current is not None and current in own:
-            resolved[style_id] = own[current]
-    return resolved
+        if current is None:
+            answer = None
+        elif current in resolved:
+            answer = resolved[current]
+        else:
+            answer = resolved[current] = own[current]
+        for name in chain:
+            resolved[name] = answer
+    return {style_id: alignment for style_id, alignment in resolved.items() if alignment is not None}
 
 
 def _relationships(archive, names, base: str, rels_path: str) -> list[tuple[str, str, str, bool]]:

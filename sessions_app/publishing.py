@@ -1,4 +1,9 @@
-"""Each process's queue of updates to convert and store: one conversion per session at a time, latest wins."""
+"""Each process's queue of updates to convert and store: one conversion per session at a time, latest wins.
+
+The conversion pool shares its workers between sessions (conversion/pool.py): the session that
+used the least worker time lately goes first, and while another session waits, no conversion
+keeps a worker longer than COLLAB_CONVERSION_SHARE_SECONDS.
+"""
 
 import asyncio
 import logging
@@ -30,6 +35,10 @@ def conversion_limits():
         max_xml_depth=settings.COLLAB_MAX_XML_DEPTH,
         max_images=settings.COLLAB_MAX_IMAGES,
         max_image_bytes=settings.COLLAB_MAX_IMAGE_BYTES,
+        max_total_image_bytes=settings.COLLAB_MAX_TOTAL_IMAGE_BYTES,
+        max_html_bytes=settings.COLLAB_MAX_HTML_BYTES,
+        max_html_depth=settings.COLLAB_MAX_HTML_DEPTH,
+        max_html_elements=settings.COLLAB_MAX_HTML_ELEMENTS,
         timeout_seconds=settings.COLLAB_CONVERSION_TIMEOUT,
         max_memory_bytes=settings.COLLAB_CONVERSION_MEMORY_BYTES,
     )
@@ -39,7 +48,11 @@ def conversion_pool():
     """This process's pool of conversion workers, started on first use."""
     global _pool
     if _pool is None:
-        _pool = ConversionPool(workers=settings.COLLAB_CONVERSION_WORKERS, limits=conversion_limits())
+        _pool = ConversionPool(
+            workers=settings.COLLAB_CONVERSION_WORKERS,
+            limits=conversion_limits(),
+            share_seconds=settings.COLLAB_CONVERSION_SHARE_SECONDS,
+        )
         close_on_server_shutdown(_pool)
     return _pool
 
@@ -81,7 +94,8 @@ class UpdateQueue:
         try:
             while (job := self._waiting.pop(session_id, None)) is not None:
                 try:
-                    converted = await conversion_pool().convert(job.content, job.payload_type)
+                    # The session is the pool's owner: its workers are shared fairly between sessions.
+                    converted = await conversion_pool().convert(job.content, job.payload_type, session_id)
                     version = await database_sync_to_async(do_publish_document)(session_id, converted)
                 except Exception as exc:
                     if not job.future.done():
