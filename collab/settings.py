@@ -255,6 +255,8 @@ COLLAB_DOCUMENT_CACHE_BYTES = envint("COLLAB_DOCUMENT_CACHE_BYTES", str(256 * 10
 # Versions with more top-level blocks than this get no html-patch: the full document goes.
 COLLAB_PATCH_MAX_BLOCKS = envint("COLLAB_PATCH_MAX_BLOCKS", "50000")
 COLLAB_MAX_REVISIONS = envint("COLLAB_MAX_REVISIONS", "200")
+# The most HTML a session's revisions may hold together; the oldest go first, the newest stays.
+COLLAB_MAX_REVISION_BYTES = envint("COLLAB_MAX_REVISION_BYTES", str(1024 * 1024 * 1024))
 COLLAB_CONVERSION_WORKERS = envint("COLLAB_CONVERSION_WORKERS", "2") or 1
 COLLAB_CONVERSION_TIMEOUT = envfloat("COLLAB_CONVERSION_TIMEOUT", "60")
 COLLAB_MAX_UNCOMPRESSED_BYTES = envint("COLLAB_MAX_UNCOMPRESSED_BYTES", str(256 * 1024 * 1024))

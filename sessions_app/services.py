@@ -116,10 +116,23 @@ def do_publish_document(session_id, converted):
 
 
 def prune_revisions(session):
-    """Keep at most COLLAB_MAX_REVISIONS revisions of a session (0 keeps all)."""
+    """Keep at most COLLAB_MAX_REVISIONS revisions of a session, and COLLAB_MAX_REVISION_BYTES of their HTML.
+
+    The newest revision is always kept; 0 turns either bound off.
+    """
     keep = settings.COLLAB_MAX_REVISIONS
     if keep and session.version > keep:
         Revision.objects.filter(session=session, version__lte=session.version - keep).delete()
+    budget = settings.COLLAB_MAX_REVISION_BYTES
+    if not budget:
+        return
+    total = 0
+    sizes = Revision.objects.filter(session=session).order_by("-version").values_list("version", "html_bytes")
+    for version, size in sizes:
+        total += size
+        if total > budget and version != session.version:
+            Revision.objects.filter(session=session, version__lte=version).delete()
+            return
 
 
 def do_end_session(session_id, reason=ENDED_MESSAGE):

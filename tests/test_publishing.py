@@ -72,3 +72,18 @@ async def test_revisions_are_capped(session_id, settings):
     stored = await sync_to_async(CollabSession.objects.get)(pk=session_id)
     versions = await sync_to_async(list)(stored.revisions.values_list("version", flat=True))
     assert sorted(versions) == [3, 4]
+
+
+async def test_revisions_are_capped_by_their_bytes_and_the_newest_stays(session_id, settings):
+    settings.COLLAB_MAX_REVISION_BYTES = 2_500
+    queue = UpdateQueue()
+    for n in range(4):
+        await queue.convert_and_store(session_id, flat_opc(f"Edit {n} " + "word " * 200), "ooxml")
+    stored = await sync_to_async(CollabSession.objects.get)(pk=session_id)
+    revisions = await sync_to_async(list)(stored.revisions.values_list("version", "html_bytes"))
+    assert sorted(version for version, _ in revisions) == [3, 4]  # about 1,000 bytes each
+    assert sum(size for _, size in revisions) <= 2_500
+    settings.COLLAB_MAX_REVISION_BYTES = 10
+    await queue.convert_and_store(session_id, flat_opc("One more " + "word " * 200), "ooxml")
+    versions = await sync_to_async(list)(stored.revisions.values_list("version", flat=True))
+    assert list(versions) == [5]  # over the budget alone, the newest is still kept
