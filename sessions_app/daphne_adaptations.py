@@ -128,42 +128,61 @@ def apply_message_limit(factory_class, protocol_class):
     protocol_class._max_message_size_exceeded = refuse_oversized
 
 
+def offer_in_scope(server_class, protocol_class, attribute, extension, key, make, finish):
+    """Offer each WebSocket's application `make(protocol, scope)` in its scope; `finish` it on close.
+
+    The object is kept on daphne's protocol as `attribute`, offered as
+    `scope["extensions"][extension][key]`, and `finish(object)` runs when the socket closes.
+    """
+    create_application = server_class.create_application
+    on_close = protocol_class.onClose
+
+    def create_application_offering(self, protocol, scope):
+        if scope.get("type") == "websocket":
+            offered = make(protocol, scope)
+            setattr(protocol, attribute, offered)
+            scope.setdefault("extensions", {})[extension] = {key: offered}
+        return create_application(self, protocol, scope)
+
+    def finish_on_close(self, was_clean, code, reason):
+        offered = self.__dict__.get(attribute)
+        if offered is not None:
+            finish(offered)
+        on_close(self, was_clean, code, reason)
+
+    server_class.create_application = create_application_offering
+    protocol_class.onClose = finish_on_close
+
+
 def offer_direct_sockets(server_class, protocol_class):
     """Give each WebSocket's application a DirectSocket, in its scope's extensions."""
     limit = settings.COLLAB_SEND_BUFFER_BYTES
     patience = settings.COLLAB_SLOW_VIEWER_SECONDS
-    create_application = server_class.create_application
-    on_close = protocol_class.onClose
-
-    def create_application_with_socket(self, protocol, scope):
-        if scope.get("type") == "websocket":
-            direct = protocol.collab_direct = DirectSocket(protocol, limit, patience)
-            scope.setdefault("extensions", {})[DIRECT_SOCKET] = {"socket": direct}
-        return create_application(self, protocol, scope)
-
-    def close_outbox(self, was_clean, code, reason):
-        direct = self.__dict__.get("collab_direct")
-        if direct is not None:
-            direct.outbox.cancel()
-        on_close(self, was_clean, code, reason)
-
-    server_class.create_application = create_application_with_socket
-    protocol_class.onClose = close_outbox
+    offer_in_scope(
+        server_class,
+        protocol_class,
+        "collab_direct",
+        DIRECT_SOCKET,
+        "socket",
+        make=lambda protocol, scope: DirectSocket(protocol, limit, patience),
+        finish=lambda direct: direct.outbox.cancel(),
+    )
 
 
 def count_bytes_before_sign_in(server_class, protocol_class):
     """Count each frame before sign-in against the socket's address when it begins; refuse past the budget."""
-    create_application = server_class.create_application
-    on_close = protocol_class.onClose
+    offer_in_scope(
+        server_class,
+        protocol_class,
+        "collab_before_sign_in",
+        BEFORE_SIGN_IN,
+        "count",
+        make=lambda protocol, scope: SocketBeforeSignIn(client_address(scope)),
+        finish=SocketBeforeSignIn.finish,
+    )
     frame_begin = protocol_class.onMessageFrameBegin
     refusal = session_closed_message(None, TOO_MANY_BEFORE_SIGN_IN).encode()
     refusal_reason = TOO_MANY_BEFORE_SIGN_IN.encode()
-
-    def create_application_with_count(self, protocol, scope):
-        if scope.get("type") == "websocket":
-            count = protocol.collab_before_sign_in = SocketBeforeSignIn(client_address(scope))
-            scope.setdefault("extensions", {})[BEFORE_SIGN_IN] = {"count": count}
-        return create_application(self, protocol, scope)
 
     def count_frame(self, length):
         frame_begin(self, length)
@@ -176,14 +195,6 @@ def count_bytes_before_sign_in(server_class, protocol_class):
         self.failedByMe = True
         self.sendCloseFrame(code=TOO_MANY_CONNECTIONS, reasonUtf8=refusal_reason, isReply=False)
 
-    def finish_count(self, was_clean, code, reason):
-        count = self.__dict__.get("collab_before_sign_in")
-        if count is not None:
-            count.finish()
-        on_close(self, was_clean, code, reason)
-
-    server_class.create_application = create_application_with_count
-    protocol_class.onClose = finish_count
     protocol_class.onMessageFrameBegin = count_frame
 
 
