@@ -5,6 +5,7 @@ from xml.sax.saxutils import escape
 
 from conversion import Converted
 
+# The corpus lies outside the repository: CI clones it next to shared/.
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 _PACKAGE = """<?xml version="1.0" standalone="yes"?>

@@ -15,9 +15,8 @@ import defusedxml.ElementTree as SafeET
 import pytest
 
 from conversion import ConversionError, Converted, convert_payload
+from tests.documents import CORPUS
 
-# In CI the repository is cloned next to shared/, as it is here.
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 DOCX_FILES = sorted((CORPUS / "docx").glob("*.doc[xm]"))
 FLAT_OPC_FILES = sorted((CORPUS / "flatopc").glob("*.xml"))
 # With the corpus missing, these stand in so that the parametrised tests fail, not skip.
