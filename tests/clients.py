@@ -31,6 +31,16 @@ def first_message(session, role, **fields):
     }
 
 
+def get_html_message(session):
+    """A version 1 viewer's first message: sign in and ask for the HTML."""
+    return {
+        "Origin": "client",
+        "SessionId": session["id"],
+        "Token": session["client_token"],
+        "Action": "get-html",
+    }
+
+
 class Viewer:
     """A viewer that always ends up on the newest version, however often its socket drops."""
 

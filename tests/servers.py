@@ -58,6 +58,19 @@ def run_manage(env, *args, timeout=120):
     return done.stdout
 
 
+def create_superuser(env, password, username="staff"):
+    """A superuser in the database `env` names, made as an operator makes one."""
+    run_manage(
+        {**env, "DJANGO_SUPERUSER_PASSWORD": password},
+        "createsuperuser",
+        "--no-input",
+        "--username",
+        username,
+        "--email",
+        f"{username}@example.org",
+    )
+
+
 class Server:
     """One daphne process serving collab on a loopback port."""
 

@@ -9,7 +9,7 @@ from django.contrib.staticfiles import finders
 from openapi_spec_validator import validate
 from rest_framework.test import APIClient
 
-from tests.servers import run_manage
+from tests.servers import create_superuser
 
 STAFF_PASSWORD = "schemathesis-staff-password"  # noqa: S105
 # Conformance checks: no 5xx, and every status, content type, header and body as the schema says.
@@ -110,15 +110,7 @@ def schemathesis(workdir, *args, config=None):
 def test_schemathesis_finds_no_server_errors_or_schema_violations(daphne, tmp_path):
     # Token requests are throttled; here they should reach the code behind the throttle.
     server = daphne(COLLAB_API_TOKEN_RATE="1000000/minute")
-    run_manage(
-        {**server.env, "DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD},
-        "createsuperuser",
-        "--no-input",
-        "--username",
-        "staff",
-        "--email",
-        "staff@example.org",
-    )
+    create_superuser(server.env, STAFF_PASSWORD)
     session = server.create_session("schemathesis")
     schema_url = f"{server.url}/api/schema/"
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.servers import child_env, run_manage
+from tests.servers import child_env, create_superuser
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -29,15 +29,7 @@ WAIT_MS = 30_000
 @pytest.fixture(scope="module")
 def staff_in_database(integration_database_url):
     """A staff superuser named "staff" in the database the module's daphne processes share."""
-    run_manage(
-        child_env({"DATABASE_URL": integration_database_url, "DJANGO_SUPERUSER_PASSWORD": PASSWORD}),
-        "createsuperuser",
-        "--no-input",
-        "--username",
-        "staff",
-        "--email",
-        "staff@example.org",
-    )
+    create_superuser(child_env({"DATABASE_URL": integration_database_url}), PASSWORD)
 
 
 @pytest.fixture

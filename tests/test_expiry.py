@@ -21,6 +21,7 @@ from sessions_app.services import (
     do_end_session,
     do_expire_sessions,
 )
+from tests.clients import get_html_message
 from tests.documents import store_version
 from tests.servers import REPO_ROOT
 from tests.sockets import join_with_get_html
@@ -148,13 +149,7 @@ async def test_several_processes_sweeping_at_once_end_a_session_once(daphne, red
     try:
         created = server.create_session("abandoned")
         async with connect(server.ws_url, open_timeout=TIMEOUT) as viewer:
-            first = {
-                "Origin": "client",
-                "SessionId": created["id"],
-                "Token": created["client_token"],
-                "Action": "get-html",
-            }
-            await viewer.send(json.dumps(first))
+            await viewer.send(json.dumps(get_html_message(created)))
             assert json.loads(await asyncio.wait_for(viewer.recv(), TIMEOUT))["Action"] == "get-html"
             await asyncio.sleep(1.1)
             # Four sweeps at once, as cron and several servers may run them, each in its own process.

@@ -15,6 +15,7 @@ from sessions_app import sweeper
 from sessions_app.access import token_standings
 from sessions_app.models import CollabSession, SessionToken
 from sessions_app.services import do_issue_token
+from tests.clients import get_html_message
 from tests.documents import flat_opc
 from tests.sockets import TIMEOUT, assert_closed, join, receive, send
 
@@ -163,13 +164,7 @@ async def test_token_revoked_from_another_process_is_refused_by_the_sweep(daphne
     server = await asyncio.to_thread(daphne, COLLAB_SWEEP_INTERVAL="1")
     created = await asyncio.to_thread(server.create_session)
     async with connect(server.ws_url, proxy=None, open_timeout=TIMEOUT) as viewer:
-        hello = {
-            "Origin": "client",
-            "SessionId": created["id"],
-            "Token": created["client_token"],
-            "Action": "get-html",
-        }
-        await viewer.send(json.dumps(hello))
+        await viewer.send(json.dumps(get_html_message(created)))
         assert json.loads(await asyncio.wait_for(viewer.recv(), TIMEOUT))["Action"] == "get-html"
         revoke = (
             "from sessions_app.models import SessionToken\n"
