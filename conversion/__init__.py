@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .archive import check_docx_archive
 from .errors import ConversionError
 from .flat_opc import flat_opc_to_docx
-from .html_scan import check_html_payload
+from .html_scan import scan_html
 from .limits import DEFAULT_LIMITS, Limits, check_html_size, check_input_size, html_too_large
 from .mammoth_html import docx_to_html
 from .pool import ConversionPool
@@ -58,7 +58,7 @@ def convert_payload(content: str, payload_type: str = "ooxml", limits: Limits = 
     if kind == "html":
         text = _as_text(content)
         # Nesting and elements are checked before nh3 spends time and memory on them.
-        check_html_payload(text, limits)
+        scan_html(text, limits)
         html, warnings = sanitise_html(text), []
     else:
         if kind == "docx":

@@ -130,7 +130,12 @@ def _html_categories(name: str) -> tuple[str, ...]:
     return tuple(categories)
 
 
-_CATEGORIES: dict[str, tuple[str, ...]] = {}
+# Computed once for the names that have any: a cache filled from payloads' own tag names
+# would grow in a long-lived worker with every new name a client invents.
+_CATEGORIES: dict[str, tuple[str, ...]] = {
+    name: _html_categories(name)
+    for name in _SPECIAL | _SCOPE | _TABLE_SCOPE | _HEADINGS | {"button", "ol", "ul"}
+}
 
 
 class _Open:
@@ -204,9 +209,7 @@ class _Tree:
 
     def push(self, name: str, namespace: str = "html", integration: bool = False) -> _Open:
         if namespace == "html":
-            categories = _CATEGORIES.get(name)
-            if categories is None:
-                categories = _CATEGORIES.setdefault(name, _html_categories(name))
+            categories = _CATEGORIES.get(name, ())
         elif (namespace == "svg" and name in _SVG_INTEGRATION) or (
             namespace == "math" and name in _MATH_TEXT_INTEGRATION
         ):
@@ -411,13 +414,11 @@ class _Tree:
             self.pop_to(index)
 
 
-def check_html_payload(html: str, limits: Limits) -> None:
-    """Refuse an HTML payload that the sanitiser's parser would nest or multiply past the limits."""
-    scan_html(html, limits)
-
-
 def scan_html(html: str, limits: Limits) -> _Tree:
-    """The scanned tree (its deepest nesting, its element count); ConversionError past a limit."""
+    """Refuse an HTML payload that the sanitiser's parser would nest or multiply past the limits.
+
+    Returns the scanned tree (its deepest nesting, its element count).
+    """
     tree = _Tree(limits)
     tree.push("html")  # the fragment's root, as the sanitiser parses it
     find = html.find

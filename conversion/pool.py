@@ -128,7 +128,10 @@ class ConversionPool:
         if not self.share_seconds or seconds < self.share_seconds:
             return False
         with self._lock:
-            return any(waiting.owner != job.owner for waiting in self._waiting)
+            # A waiter whose caller went away (cancelled, not yet swept out) claims nothing.
+            return any(
+                waiting.owner != job.owner and not waiting.future.cancelled() for waiting in self._waiting
+            )
 
     def close(self) -> None:
         """Terminate the worker processes; jobs still running or waiting fail. Safe to call twice."""

@@ -113,7 +113,7 @@ def read_package(archive: zipfile.ZipFile) -> WordPackage:
         with archive.open(names[styles.lower()]) as stream:
             package.style_alignments = _style_alignments(parse_xml(stream, _NAMESPACES))
     by_id = {rid: target for rid, _, target, external in relationships if not external}
-    section = first_section(archive.read(names[main.lower()]))
+    section = _first_section(archive.read(names[main.lower()]))
     if section:
         found: dict[str, dict[str, str]] = {"header": {}, "footer": {}}
         for kind, attributes in _REFERENCE.findall(section):
@@ -131,7 +131,7 @@ def read_package(archive: zipfile.ZipFile) -> WordPackage:
     return package
 
 
-def first_section(main_part: bytes) -> bytes | None:
+def _first_section(main_part: bytes) -> bytes | None:
     """The first sectPr element of a main part as written (its start tag to its end tag), or None."""
     start = _SECTION_START.search(main_part)
     if start is None:

@@ -126,13 +126,13 @@ def refusal_for_socket(token_id):
     return token_standings([token_id])[token_id][0]
 
 
-def token_standings(token_ids, now=None):
+def token_standings(token_ids):
     """{token id: (why its sockets may no longer act (E1006, E1003) or None, its expiry)}, in one query.
 
     The expiry is a POSIX timestamp, or None for a token that never expires; a token that is
     gone, or whose session ended, is E1006.
     """
-    now = now or timezone.now()
+    now = timezone.now()
     standings = dict.fromkeys(token_ids, ("E1006", None))
     tokens = (
         SessionToken.objects.filter(pk__in=standings)

@@ -26,7 +26,14 @@ from conversion import ConversionError
 from . import links
 from .authentication import session_token_of
 from .models import CollabSession, Revision, SessionToken
-from .protocol import EMPTY_DOCUMENT, ERROR_TEXTS, error_text, is_empty_document
+from .protocol import (
+    EMPTY_DOCUMENT,
+    ERROR_TEXTS,
+    api_error_body,
+    error_text,
+    is_empty_document,
+    too_large_text,
+)
 from .publishing import update_queue
 from .serializers import (
     ErrorSerializer,
@@ -85,10 +92,6 @@ class PayloadTooLarge(exceptions.APIException):
     default_detail = f"{ERROR_TEXTS['E1009']}."
 
 
-def error_body(code, message):
-    return {"error": {"code": code, "message": message}}
-
-
 def api_exception_handler(exc, context):
     """Every API error as {"error": {"code", "message"}} with its HTTP status."""
     if isinstance(exc, RequestDataTooBig):
@@ -96,13 +99,13 @@ def api_exception_handler(exc, context):
     response = exception_handler(exc, context)
     if response is None:
         log.error("API request failed", exc_info=exc)
-        return Response(error_body("E2001", f"{ERROR_TEXTS['E2001']}."), status=500)
+        return Response(api_error_body("E2001", f"{ERROR_TEXTS['E2001']}."), status=500)
     if isinstance(exc, exceptions.NotAuthenticated):
         code = "E1002"
     else:
         code = ERROR_CODES.get(response.status_code, "E2001")
     detail = exc.detail if isinstance(exc, exceptions.APIException) else response.data.get("detail", "")
-    response.data = error_body(code, describe_detail(detail))
+    response.data = api_error_body(code, describe_detail(detail))
     return response
 
 
@@ -126,7 +129,7 @@ def join_field(parent, name):
 @csrf_exempt
 def api_not_found(request, path=""):
     """Any other path under /api/: the API's 404, not Django's HTML page."""
-    return JsonResponse(error_body("E1001", "Not found."), status=404)
+    return JsonResponse(api_error_body("E1001", "Not found."), status=404)
 
 
 def error_responses(*statuses):
@@ -439,7 +442,7 @@ class RawDocumentParser(BaseParser):
         limit = settings.COLLAB_MAX_MESSAGE_BYTES
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
-            raise PayloadTooLarge(f"{ERROR_TEXTS['E1009']} (limit {limit} bytes).")
+            raise PayloadTooLarge(too_large_text(limit))
         return body
 
 

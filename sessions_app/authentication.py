@@ -8,7 +8,7 @@ from rest_framework.authentication import BaseAuthentication, BasicAuthenticatio
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
-from .access import note_token_used
+from .access import normalise_origin, note_token_used
 from .login_limits import LoginAttempts, request_address
 from .models import SessionToken
 from .protocol import ERROR_TEXTS
@@ -85,8 +85,11 @@ def is_cross_site(request):
     """
     origin = request.META.get("HTTP_ORIGIN")
     if origin is not None:
-        own = f"{request.scheme}://{request.get_host()}"
-        return origin != own and origin not in settings.CSRF_TRUSTED_ORIGINS
+        # Compared as the socket check compares them: lower case, default ports dropped.
+        candidate = normalise_origin(origin)
+        own = normalise_origin(f"{request.scheme}://{request.get_host()}")
+        trusted = {normalise_origin(item) for item in settings.CSRF_TRUSTED_ORIGINS}
+        return candidate is None or (candidate != own and candidate not in trusted)
     return request.META.get("HTTP_SEC_FETCH_SITE", "none") not in ("same-origin", "none")
 
 

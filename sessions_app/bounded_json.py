@@ -19,6 +19,8 @@ SLICE = 1 << 20  # characters of a long string decoded by one call of the C scan
 # A slice may end only where none of the 11 characters before it is a backslash: then it
 # cuts no escape (at most 6 characters, `\uXXXX`) and no surrogate pair of escapes (12).
 _CUT = re.compile(r"[^\\]{11}")
+# The rest of a string that ends within one slice: such a string is decoded in one call.
+_ENDS_IN_A_SLICE = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"')
 _CUT_SEARCH = 4096  # how far past a slice's end a cut is looked for before the rest is decoded at once
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _scan_scalar = make_scanner(json.JSONDecoder())  # json's C scan_once: numbers, literals (never containers)
@@ -117,6 +119,8 @@ class _Reader:
 
 def decode_string(text, start):
     """(string, end) of the JSON string whose first character is at `start`, a slice at a time."""
+    if len(text) - start <= SLICE or _ENDS_IN_A_SLICE.match(text, start, start + SLICE):
+        return scanstring(text, start)  # short: no slices copied out of a long frame
     slices = []
     while len(text) - start > SLICE:
         cut = _CUT.search(text, start + SLICE - 11, start + SLICE + _CUT_SEARCH)

@@ -104,7 +104,6 @@ class RedisConnections:
     """Connection counts shared by every process through Redis sorted sets."""
 
     def __init__(self, url, prefix):
-        self.url = url
         self.prefix = prefix
         self._members = {}  # (key, member) of this process's connections
         # A crowd connecting at once waits its turn: a refused check would let the connection in.
@@ -257,10 +256,6 @@ class PreSignInBytes:
         self._held[address] -= size
         if self._held[address] <= 0:
             del self._held[address]
-
-    def held(self, address):
-        """The bytes counted for an address now."""
-        return self._held[address]
 
 
 pre_sign_in_bytes = PreSignInBytes()

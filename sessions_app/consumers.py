@@ -169,7 +169,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
             return await self.sign_in(message, action)
         except DatabaseError:
             log.warning("sign-in failed: database unavailable", exc_info=True)
-            reason = f"Server error: {protocol.DATABASE_UNAVAILABLE}, reconnect later"
+            reason = protocol.DATABASE_ERROR
         except Exception:
             log.exception("sign-in failed")
             reason = protocol.SERVER_ERROR

@@ -49,8 +49,10 @@ from .protocol import (
     TOO_MANY_BEFORE_SIGN_IN,
     TOO_MANY_CONNECTIONS,
     TOO_MANY_FROM_ADDRESS,
+    api_error_body,
     refusal_frames,
     session_closed_message,
+    too_large_text,
 )
 
 # The requests whose body is a document (api_urls.py), allowed COLLAB_MAX_MESSAGE_BYTES.
@@ -115,17 +117,26 @@ def apply_message_limit(factory_class, protocol_class):
     # The transport does not know the socket's session: the refusal carries SessionId null.
     refusal = [frame.encode() for frame in refusal_frames(None, "E1009", detail=f"limit {limit} bytes")]
 
+    reason_bytes = ERROR_TEXTS["E1009"].encode()
+
     def refuse_oversized(self, size, max_size, reason):
-        if self.state == self.STATE_OPEN:
-            for frame in refusal:
-                self.sendMessage(frame, isBinary=False)
-        # A clean close instead of autobahn's default drop, so the frames above arrive;
-        # failedByMe makes autobahn ignore the rest of the oversized message.
-        self.failedByMe = True
-        self.sendCloseFrame(code=TOO_LARGE, reasonUtf8=ERROR_TEXTS["E1009"].encode(), isReply=False)
+        refuse_at_transport(self, refusal, TOO_LARGE, reason_bytes)
 
     factory_class.setProtocolOptions = set_protocol_options
     protocol_class._max_message_size_exceeded = refuse_oversized
+
+
+def refuse_at_transport(protocol, frames, code, reason):
+    """Send these frames if the socket is open, then close it, reading and dropping the rest of the message.
+
+    A clean close instead of autobahn's default drop, so the frames arrive; failedByMe makes
+    autobahn ignore the rest of the message in hand, so it is never buffered.
+    """
+    if protocol.state == protocol.STATE_OPEN:
+        for frame in frames:
+            protocol.sendMessage(frame, isBinary=False)
+    protocol.failedByMe = True
+    protocol.sendCloseFrame(code=code, reasonUtf8=reason, isReply=False)
 
 
 def offer_in_scope(server_class, protocol_class, attribute, extension, key, make, finish):
@@ -189,11 +200,7 @@ def count_bytes_before_sign_in(server_class, protocol_class):
         count = self.__dict__.get("collab_before_sign_in")
         if self.failedByMe or count is None or count.count(length):
             return
-        if self.state == self.STATE_OPEN:
-            self.sendMessage(refusal, isBinary=False)
-        # As for an oversized message: the rest of this one is read and dropped, never buffered.
-        self.failedByMe = True
-        self.sendCloseFrame(code=TOO_MANY_CONNECTIONS, reasonUtf8=refusal_reason, isReply=False)
+        refuse_at_transport(self, [refusal], TOO_MANY_CONNECTIONS, refusal_reason)
 
     protocol_class.onMessageFrameBegin = count_frame
 
@@ -434,10 +441,10 @@ def http_answer(status, content_type, text):
 
 
 def too_large_answer(target, limit):
-    """413: the API's JSON error under /api/ (api.error_body's shape), plain text elsewhere."""
-    message = f"{ERROR_TEXTS['E1009']} (limit {limit} bytes)."
+    """413: the API's JSON error under /api/, plain text elsewhere."""
+    message = too_large_text(limit)
     if target.startswith(b"/api/"):
-        body = json.dumps({"error": {"code": "E1009", "message": message}})
+        body = json.dumps(api_error_body("E1009", message))
         return http_answer(413, "application/json", body)
     return http_answer(413, "text/plain; charset=utf-8", f"{message}\n")
 

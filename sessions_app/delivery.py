@@ -312,8 +312,6 @@ class Subscriber:
         """
         if self.stopped or version < self.sent_version or (version == self.sent_version and not force):
             return
-        if self.token_lapsed():
-            return  # its hub's expiry timer is about to close it
         self.sent_version = version
         if self.direct is None:
             await self.send_text(frame.text)

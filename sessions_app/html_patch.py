@@ -176,12 +176,12 @@ def _unique_anchors(old, old_lo, old_hi, new, new_lo, new_hi):
     seen_new = {}
     for index in range(new_lo, new_hi):
         seen_new[new[index]] = -1 if new[index] in seen_new else index
+    # In order of new index already: a unique block's one index is where it was first seen.
     candidates = [
         (seen_old[block], index)
         for block, index in seen_new.items()
         if index >= 0 and seen_old.get(block, -1) >= 0
     ]
-    candidates.sort(key=lambda pair: pair[1])
     # The longest increasing run of old indices, by patience sorting: n·log n.
     tails, tail_indices, previous = [], [], [None] * len(candidates)
     for position, (old_index, _) in enumerate(candidates):

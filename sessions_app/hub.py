@@ -335,9 +335,12 @@ class SessionHub:
         get it only if it is newer than any version they have had or heard of.
         """
         waiting = []
+        now = time.time()
         for subscriber in subscribers or list(self.subscribers):
             if not subscriber.listening:
                 subscriber.missed(version)
+            elif subscriber.token_lapsed(now):
+                continue  # the expiry timer is about to close it
             elif subscriber.lacks(version) or catching_up:
                 waiting.append(subscriber)
         if not waiting:

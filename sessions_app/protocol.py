@@ -66,6 +66,7 @@ CLOSING_ERRORS = {
 # The reasons session-closed gives when the server closes for something other than an error.
 SERVER_ERROR = "Server error, reconnect later"
 DATABASE_UNAVAILABLE = "database unavailable"
+DATABASE_ERROR = f"Server error: {DATABASE_UNAVAILABLE}, reconnect later"
 TOO_SLOW_REASON = "Connection too slow: reconnect to get the current version"
 TOO_MANY_FROM_ADDRESS = "Too many connections from this address"
 TOO_MANY_WITH_TOKEN = "Too many connections with this token"  # noqa: S105 - words, not a secret
@@ -251,6 +252,16 @@ def error_text(code, detail=None):
 def error_message(session_id, code, action, detail=None):
     """An error about `action` (Unknown when the frame had none)."""
     return server_message(session_id, action, Content=error_text(code, detail), Success=False, ErrorCode=code)
+
+
+def too_large_text(limit):
+    """The REST API's and the HTTP layer's words for a body over its limit."""
+    return f"{ERROR_TEXTS['E1009']} (limit {limit} bytes)."
+
+
+def api_error_body(code, message):
+    """The REST API's error answer: {"error": {"code", "message"}}."""
+    return {"error": {"code": code, "message": message}}
 
 
 def echoed_session_id(value):

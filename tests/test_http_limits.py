@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from sessions_app.api import error_body
 from sessions_app.daphne_adaptations import DOCUMENT_UPLOADS
-from sessions_app.protocol import ERROR_TEXTS, HEAD_TOO_SLOW, TOO_MANY_FROM_ADDRESS
+from sessions_app.protocol import ERROR_TEXTS, HEAD_TOO_SLOW, TOO_MANY_FROM_ADDRESS, api_error_body
 from tests.documents import flat_opc
 
 pytestmark = pytest.mark.integration
@@ -97,7 +96,7 @@ def get_healthz(server):
 
 
 def too_large(limit):
-    return error_body("E1009", f"{ERROR_TEXTS['E1009']} (limit {limit} bytes).")
+    return api_error_body("E1009", f"{ERROR_TEXTS['E1009']} (limit {limit} bytes).")
 
 
 # Bodies
