@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import importlib.metadata
 import xml.parsers.expat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from mammoth.docx import office_xml, xmlparser
@@ -33,6 +33,12 @@ _max_depth: contextvars.ContextVar[int] = contextvars.ContextVar(
     "max_xml_depth", default=DEFAULT_LIMITS.max_xml_depth
 )
 _BUFFER_BYTES = 64 * 1024
+# Rewrites of finished elements, by the name mammoth gives them ("w:p", "{uri}oMath"):
+# conversion features register here what mammoth's reader should see instead. A rewrite
+# gets the finished element and the name of its parent, and returns the element (or a
+# replacement); it must depend on nothing but that element's subtree and the parent's name,
+# so that a part and any run of its top-level blocks parse to the same trees.
+ELEMENT_REWRITES: dict[str, Callable[[XmlElement, str], XmlElement]] = {}
 
 
 def parse_xml(fileobj: IO[bytes], namespace_mapping=None) -> XmlElement:
@@ -54,8 +60,10 @@ def parse_xml(fileobj: IO[bytes], namespace_mapping=None) -> XmlElement:
         names[expat_name] = name
         return name
 
+    rewrites = ELEMENT_REWRITES
     root = XmlElement("", {}, [])
     stack: list[list] = [root.children]
+    names_open: list[str] = [""]
     children = root.children
     text: list[str] = []
     in_cdata = False
@@ -79,6 +87,7 @@ def parse_xml(fileobj: IO[bytes], namespace_mapping=None) -> XmlElement:
         children.append(element)
         children = element.children
         stack.append(children)
+        names_open.append(element.name)
 
     def end_element(name):
         nonlocal children
@@ -86,6 +95,9 @@ def parse_xml(fileobj: IO[bytes], namespace_mapping=None) -> XmlElement:
             flush_text()
         stack.pop()
         children = stack[-1]
+        finished = names_open.pop()
+        if finished in rewrites:
+            children[-1] = rewrites[finished](children[-1], names_open[-1])
 
     def character_data(data):
         if in_cdata:
