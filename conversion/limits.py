@@ -6,6 +6,7 @@ import xml.sax
 import xml.sax.handler
 from dataclasses import dataclass
 from typing import IO
+from xml.sax.expatreader import ExpatLocator
 
 from defusedxml import DefusedXmlException
 from defusedxml.expatreader import DefusedExpatParser
@@ -101,6 +102,8 @@ def parse_xml_within_limits(source: str | bytes | IO[bytes], handler: xml.sax.ha
     # Namespace processing stays off so that handlers see prefixes as written.
     parser = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
     parser.setContentHandler(handler)
+    # feed() does not give the handler a locator as parse() does; it may need one.
+    handler.setDocumentLocator(ExpatLocator(parser))
     try:
         if isinstance(source, str | bytes):
             parser.feed(source)
