@@ -44,6 +44,9 @@ class Limits:
     max_html_elements: int = 500_000  # elements of an HTML payload, as a browser would build them
     timeout_seconds: float = 60.0  # hard timeout in the pool
     max_memory_bytes: int = 2048 * MiB  # address space of a pool worker (RLIMIT_AS); 0: no limit
+    # What a pool worker keeps of sessions' last conversions, to convert their next versions
+    # in proportion to the change (incremental.py); the least recent go first. 0: keep none.
+    kept_conversion_bytes: int = 256 * MiB
 
 
 DEFAULT_LIMITS = Limits()

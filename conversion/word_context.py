@@ -55,10 +55,11 @@ class WordContext:
     tail_html: dict = field(default_factory=dict)
     part_html: dict = field(default_factory=dict)
     trackable: bool = True  # False once something shows that blocks cannot be converted apart
+    style_memo: dict = field(default_factory=dict)  # style_matching's answers, for every converter
 
     def converter(self, messages: list, note_references: list):
         """A mammoth converter for this document that writes to messages and note_references."""
-        return conversion._DocumentConverter(
+        converter = conversion._DocumentConverter(
             messages=messages,
             style_map=self.style_map,
             convert_image=self.images,
@@ -67,6 +68,8 @@ class WordContext:
             note_references=note_references,
             comments=self.comments,
         )
+        converter._collab_style_memo = self.style_memo
+        return converter
 
 
 def read_context(
