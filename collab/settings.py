@@ -271,6 +271,9 @@ COLLAB_MAX_HTML_DEPTH = envint("COLLAB_MAX_HTML_DEPTH", "512")
 COLLAB_MAX_HTML_ELEMENTS = envint("COLLAB_MAX_HTML_ELEMENTS", "500000")
 COLLAB_CONVERSION_SHARE_SECONDS = envfloat("COLLAB_CONVERSION_SHARE_SECONDS", "10")
 COLLAB_CONVERSION_MEMORY_BYTES = envint("COLLAB_CONVERSION_MEMORY_BYTES", str(2048 * 1024 * 1024))
+# Memory each conversion worker spends keeping sessions' last conversions, so that the next
+# version converts only the blocks that changed; 0 converts every version whole.
+COLLAB_CONVERSION_KEPT_BYTES = envint("COLLAB_CONVERSION_KEPT_BYTES", str(256 * 1024 * 1024))
 # The hosts of Office on the web that may frame the Word add-in's task pane (its CSP frame-ancestors).
 COLLAB_ADDIN_FRAME_ANCESTORS = envlist(
     "COLLAB_ADDIN_FRAME_ANCESTORS",

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from .archive import check_docx_archive
+from .document_html import ConvertedDocument
 from .errors import ConversionError
-from .flat_opc import flat_opc_to_docx
 from .html_scan import scan_html
-from .limits import DEFAULT_LIMITS, Limits, check_html_size, check_input_size, html_too_large
-from .mammoth_html import docx_to_html
+from .incremental import ConversionStates, IncrementalConverter, reconvert_word
+from .limits import DEFAULT_LIMITS, Limits, check_html_size, check_input_size
+from .payloads import as_text, convert_word
 from .pool import ConversionPool
 from .sanitise import sanitise_html
 
@@ -21,6 +18,8 @@ __all__ = [
     "ConversionError",
     "ConversionPool",
     "Converted",
+    "ConversionStates",
+    "IncrementalConverter",
     "Limits",
     "PAYLOAD_TYPES",
     "convert_payload",
@@ -28,8 +27,6 @@ __all__ = [
 ]
 
 PAYLOAD_TYPES = ("ooxml", "docx", "html")  # what the converter takes: PROTOCOL.md's PayloadType values
-_DATA_URL_PREFIX = re.compile(r"\s*data:[^,]*;base64,", re.IGNORECASE)
-_WHITESPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -41,10 +38,22 @@ class Converted:
     input_bytes: int
     html_bytes: int  # len(html.encode())
     seconds: float  # conversion wall time
+    reused_blocks: int = 0  # top-level body blocks whose conversion came from the previous version
+    # What the next version can reuse (kept where it was converted; never sent between processes).
+    document: ConvertedDocument | None = field(default=None, repr=False, compare=False)
 
 
-def convert_payload(content: str, payload_type: str = "ooxml", limits: Limits = DEFAULT_LIMITS) -> Converted:
-    """Convert one update's Content to sanitised HTML in this process; ConversionError on bad input."""
+def convert_payload(
+    content: str,
+    payload_type: str = "ooxml",
+    limits: Limits = DEFAULT_LIMITS,
+    previous: ConvertedDocument | None = None,
+) -> Converted:
+    """Convert one update's Content to sanitised HTML in this process; ConversionError on bad input.
+
+    ``previous``: the conversion of the same session's previous version, whose unchanged
+    blocks are reused when only the body changed (incremental.py); the HTML is the same.
+    """
     started = time.perf_counter()
     if not isinstance(content, str | bytes):
         raise ConversionError("content must be text")
@@ -55,30 +64,26 @@ def convert_payload(content: str, payload_type: str = "ooxml", limits: Limits = 
     input_bytes = len(content) if isinstance(content, bytes) else _utf8_length(content, limits)
     check_input_size(input_bytes, limits)
 
+    document = None
     if kind == "html":
-        text = _as_text(content)
+        text = as_text(content)
         # Nesting and elements are checked before nh3 spends time and memory on them.
         scan_html(text, limits)
         html, warnings = sanitise_html(text), []
     else:
-        if kind == "docx":
-            docx = _decode_docx(content)
-        else:
-            if not content.strip():
-                raise ConversionError("empty document")
-            docx = flat_opc_to_docx(content, limits)
-        check_docx_archive(docx, limits)
-        raw_html, warnings = docx_to_html(docx, limits)
-        # Sanitising keeps mammoth's HTML about as large: refused here, nh3 never reads it.
-        if len(raw_html) > limits.max_html_bytes:
-            raise ConversionError(html_too_large(limits))
-        html = sanitise_html(raw_html)
+        if previous is not None:
+            document = reconvert_word(previous, content, kind, limits)
+        if document is None:
+            document = convert_word(content, kind, limits)
+        html, warnings = document.html, document.warnings
     return Converted(
         html=html,
         warnings=warnings,
         input_bytes=input_bytes,
         html_bytes=check_html_size(html, limits),
         seconds=time.perf_counter() - started,
+        reused_blocks=document.reused_blocks if document is not None else 0,
+        document=document,
     )
 
 
@@ -90,32 +95,3 @@ def _utf8_length(content: str, limits: Limits) -> int:
         return len(content.encode("utf-8"))
     except UnicodeEncodeError as error:
         raise ConversionError("content is not valid Unicode text") from error
-
-
-def _as_text(content: str | bytes) -> str:
-    if isinstance(content, str):
-        return content
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ConversionError("content is not valid UTF-8 text") from error
-
-
-def _decode_docx(content: str | bytes) -> bytes:
-    # The REST API may hand over the file itself rather than its base64.
-    if isinstance(content, bytes) and content.startswith(b"PK"):
-        return content
-    text = _as_text(content)
-    prefix = _DATA_URL_PREFIX.match(text)
-    if prefix:
-        text = text[prefix.end() :]
-    text = _WHITESPACE.sub("", text)
-    if not text:
-        raise ConversionError("empty document")
-    if "-" in text or "_" in text:
-        text = text.replace("-", "+").replace("_", "/")  # the URL-safe alphabet
-    text += "=" * (-len(text) % 4)
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise ConversionError("content is not valid base64") from error

@@ -80,3 +80,8 @@ def _check_name(name: str) -> None:
         or (len(segments[0]) == 2 and segments[0][1] == ":")
     ):
         raise ConversionError(f"{DAMAGED}: a part has an invalid name")
+
+
+def zip_entries(archive: zipfile.ZipFile) -> dict[str, tuple[int, int]]:
+    """Each entry's CRC and size: what tells two packages' parts apart without reading them."""
+    return {info.filename: (info.CRC, info.file_size) for info in archive.infolist()}

@@ -11,6 +11,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from .errors import ConversionError
 from .limits import DepthLimitedHandler, Limits, parse_xml_within_limits
+from .xml_parser import BodyLayout
 
 PACKAGE_NS = "http://schemas.microsoft.com/office/2006/xmlPackage"
 WORDPROCESSINGML_NAMESPACES = frozenset(
@@ -50,13 +51,25 @@ _XML_WHITESPACE = re.compile(r"[ \t\r\n]+")
 
 def flat_opc_to_docx(xml_text: str | bytes, limits: Limits) -> bytes:
     """Repackage a Flat OPC package (or a bare w:document) as .docx bytes."""
+    return read_flat_opc(without_bom(xml_text), limits)[0]
+
+
+def without_bom(xml_text: str | bytes) -> str | bytes:
     if isinstance(xml_text, str) and xml_text.startswith("\ufeff"):
-        xml_text = xml_text[1:]
+        return xml_text[1:]
+    return xml_text
+
+
+def read_flat_opc(xml_text: str | bytes, limits: Limits) -> tuple[bytes, dict[str, BodyLayout]]:
+    """The .docx bytes, and where each part's body blocks lie in xml_text (as UTF-8 if it is text).
+
+    The layouts are keyed by part name without the leading slash, as in the .docx.
+    """
     reader = _FlatOpcReader(limits)
     parse_xml_within_limits(xml_text, reader)
     if reader.root is None:
         raise ConversionError(NOT_WORD_XML)
-    return _zip_parts(reader.parts)
+    return _zip_parts(reader.parts), reader.layouts
 
 
 class _FlatOpcReader(DepthLimitedHandler):
@@ -84,6 +97,8 @@ class _FlatOpcReader(DepthLimitedHandler):
         self._in_xml_data = False
         self._out: list[str] | None = None
         self._out_root_depth = 0
+        self.layouts: dict[str, BodyLayout] = {}
+        self._layout: BodyLayout | None = None  # of the body being read
 
     def startElement(self, name, attrs):
         super().startElement(name, attrs)
@@ -94,6 +109,10 @@ class _FlatOpcReader(DepthLimitedHandler):
 
         if self._out is not None:
             self._write_start(name, attrs)
+            if self.depth == self._out_root_depth + 2 and self._layout is not None:
+                self._layout.starts.append(self._byte_index())
+            elif self.depth == self._out_root_depth + 1:
+                self._start_body(name)
             return
 
         element = self._resolve(name) if self.depth <= _PACKAGE_LEVELS else None
@@ -116,6 +135,10 @@ class _FlatOpcReader(DepthLimitedHandler):
     def endElement(self, name):
         if self._out is not None:
             self._out.append(f"</{name}>")
+            if self.depth == self._out_root_depth + 1 and self._layout is not None:
+                self._layout.body_end = self._byte_index()
+                self.layouts[self._part[0][1:]] = self._layout
+                self._layout = None
             if self.depth == self._out_root_depth:
                 self._finish_xml_part()
         elif self.root == "package" and self.depth <= _PACKAGE_LEVELS:
@@ -137,6 +160,26 @@ class _FlatOpcReader(DepthLimitedHandler):
             self._out.append(escape(content, {"\r": "&#13;"}))
         elif self._binary is not None:
             self._binary.append(content)
+
+    def _byte_index(self) -> int:
+        # Where the current event starts in the bytes parsed (text is parsed as UTF-8).
+        return self._locator._ref._parser.CurrentByteIndex
+
+    def _start_body(self, name: str) -> None:
+        """Start noting where the blocks lie, if this is a main part's w:body."""
+        namespace, local = self._resolve(name)
+        if (
+            local != "body"
+            or namespace not in WORDPROCESSINGML_NAMESPACES
+            or self._part[0][1:] in self.layouts
+        ):
+            return  # Word reads a document's first body only
+        in_scope: dict[str, str] = {}
+        for declarations in self._declarations:
+            in_scope.update(declarations)
+        self._layout = BodyLayout(
+            body_namespace=namespace, namespaces=list(in_scope.items()), body_depth=self.depth
+        )
 
     def _resolve(self, qualified_name: str) -> tuple[str | None, str]:
         prefix, _, local = qualified_name.rpartition(":")

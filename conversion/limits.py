@@ -6,6 +6,7 @@ import xml.sax
 import xml.sax.handler
 from dataclasses import dataclass
 from typing import IO
+from xml.sax.expatreader import ExpatLocator
 
 from defusedxml import DefusedXmlException
 from defusedxml.expatreader import DefusedExpatParser
@@ -43,6 +44,9 @@ class Limits:
     max_html_elements: int = 500_000  # elements of an HTML payload, as a browser would build them
     timeout_seconds: float = 60.0  # hard timeout in the pool
     max_memory_bytes: int = 2048 * MiB  # address space of a pool worker (RLIMIT_AS); 0: no limit
+    # What a pool worker keeps of sessions' last conversions, to convert their next versions
+    # in proportion to the change (incremental.py); the least recent go first. 0: keep none.
+    kept_conversion_bytes: int = 256 * MiB
 
 
 DEFAULT_LIMITS = Limits()
@@ -101,6 +105,8 @@ def parse_xml_within_limits(source: str | bytes | IO[bytes], handler: xml.sax.ha
     # Namespace processing stays off so that handlers see prefixes as written.
     parser = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
     parser.setContentHandler(handler)
+    # feed() does not give the handler a locator as parse() does; it may need one.
+    handler.setDocumentLocator(ExpatLocator(parser))
     try:
         if isinstance(source, str | bytes):
             parser.feed(source)

@@ -1,4 +1,4 @@
-"""The mammoth call: a checked .docx in, unsanitised HTML and warnings out."""
+"""mammoth over a checked .docx: sanitised HTML and warnings out, and what a next version can reuse."""
 
 from __future__ import annotations
 
@@ -14,17 +14,12 @@ import mammoth
 from mammoth import html as mammoth_html
 
 from . import style_matching, xml_parser
+from .document_html import ConvertedDocument, convert_changed, convert_document
 from .errors import ConversionError
 from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits, MiB
-from .word_features import (
-    FOOTER_CLASS,
-    HEADER_CLASS,
-    STYLE_MAP,
-    alignment_transform,
-    part_as_docx,
-    read_package,
-)
-from .xml_parser import parsing_within
+from .word_context import read_context
+from .word_features import STYLE_MAP, alignment_transform, part_as_docx, read_package
+from .xml_parser import BodyLayout, parsing_within
 
 xml_parser.install()
 style_matching.install()
@@ -44,24 +39,60 @@ _EMBEDDED_STYLE_MAP_MAX_PATH = 8  # elements in one rule's HTML path
 EMBEDDED_STYLE_MAP_LEFT_OUT = "The document's own style map was left out: it is longer than collab accepts"
 
 
-def docx_to_html(docx: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, list[str]]:
-    """Convert .docx bytes (already checked by archive.py) to HTML and warning texts."""
-    other_warnings: list[str] = []
-    image_count = 0
-    image_bytes = 0
+class ImageBudget:
+    """mammoth's convert_image: pictures as data URIs, counted against the limits."""
 
-    def convert_image(image):
-        nonlocal image_count, image_bytes
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.warnings: list[str] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self.bytes = 0
+        del self.warnings[:]
+
+    def snapshot(self) -> tuple[int, int, int]:
+        return self.count, self.bytes, len(self.warnings)
+
+    def spend(self, count: int, size: int) -> None:
+        """Count pictures converted before, as if converted now."""
+        self.count += count
+        self.bytes += size
+        self._check()
+
+    @contextlib.contextmanager
+    def not_counting(self):
+        """Pictures converted again for HTML already counted: neither counted nor warned twice."""
+        count, size, warned = self.snapshot()
+        try:
+            yield
+        finally:
+            self.count, self.bytes = count, size
+            del self.warnings[warned:]
+
+    def _check(self) -> None:
+        limits = self.limits
+        if self.count > limits.max_images:
+            raise ConversionError(f"too many images (the limit is {limits.max_images})")
+        if self.bytes > limits.max_total_image_bytes:
+            raise ConversionError(
+                "the images are too large together (the limit is "
+                f"{limits.max_total_image_bytes / MiB:.0f} MB of pictures per document)"
+            )
+
+    def __call__(self, image):
+        limits = self.limits
         content_type = (image.content_type or "").strip().lower()
         content_type = _IMAGE_TYPE_ALIASES.get(content_type, content_type)
         if content_type not in ALLOWED_IMAGE_TYPES:
-            other_warnings.append(
+            self.warnings.append(
                 f"An image of type {content_type or 'unknown'} was left out: "
                 "only PNG, JPEG, GIF, BMP and WebP images are shown"
             )
             return []
-        image_count += 1
-        if image_count > limits.max_images:
+        self.count += 1
+        if self.count > limits.max_images:
             raise ConversionError(f"too many images (the limit is {limits.max_images})")
         # An image linked with r:link raises mammoth's own InvalidFileReferenceError here,
         # which mammoth turns into a warning; external file access stays off.
@@ -70,58 +101,75 @@ def docx_to_html(docx: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, lis
         except KeyError:
             # r:embed or v:imagedata naming an external target (or a part not in the package):
             # the picture is not in the document, so it is left out like any linked picture.
-            other_warnings.append(MISSING_PICTURE)
+            self.warnings.append(MISSING_PICTURE)
             return []
         # Each time a picture is shown costs its bytes again in the HTML; read one byte
         # past what may still be spent: enough to know, without holding a huge picture.
-        allowance = min(limits.max_image_bytes, limits.max_total_image_bytes - image_bytes)
+        allowance = max(0, min(limits.max_image_bytes, limits.max_total_image_bytes - self.bytes))
         with opened as stream:
             data = stream.read(allowance + 1)
         if len(data) > limits.max_image_bytes:
             raise ConversionError(
                 f"an image is too large (the limit is {limits.max_image_bytes / MiB:.0f} MB per image)"
             )
-        image_bytes += len(data)
-        if image_bytes > limits.max_total_image_bytes:
-            raise ConversionError(
-                "the images are too large together (the limit is "
-                f"{limits.max_total_image_bytes / MiB:.0f} MB of pictures per document)"
-            )
+        self.bytes += len(data)
+        self._check()
         encoded = base64.b64encode(data).decode("ascii")
         attributes = {"src": f"data:{content_type};base64,{encoded}"}
         if image.alt_text:
             attributes["alt"] = image.alt_text
         return [mammoth_html.element("img", attributes)]
 
-    try:
-        with (
-            parsing_within(limits.max_xml_depth),
-            garbage_collection_paused(),
-            zipfile.ZipFile(io.BytesIO(docx)) as archive,
-        ):
-            package = read_package(archive)
+
+def docx_to_html(docx: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, list[str]]:
+    """Convert .docx bytes (already checked by archive.py) to sanitised HTML and warning texts."""
+    converted = convert_docx(docx, limits)
+    return converted.html, converted.warnings
+
+
+def convert_docx(
+    docx: bytes,
+    limits: Limits = DEFAULT_LIMITS,
+    layouts: dict[str, BodyLayout] | None = None,
+    data: bytes | None = None,
+) -> ConvertedDocument:
+    """Convert .docx bytes (already checked by archive.py), keeping what a next version can reuse.
+
+    ``layouts`` and ``data``: where the main part's blocks lie in the bytes it arrived in.
+    """
+    with converting_safely(limits):
+        other_warnings: list[str] = []
+        with zipfile.ZipFile(io.BytesIO(docx)) as archive:
             embedded_style_map = _embedded_style_map(archive, other_warnings)
-            options = {
-                "convert_image": convert_image,
-                "external_file_access": False,
-                "include_embedded_style_map": False,
-                "embedded_style_map": embedded_style_map,
-                "style_map": STYLE_MAP,
-                "transform_document": alignment_transform(package),
-            }
-            result = mammoth.convert_to_html(io.BytesIO(docx), **options)
-            html = result.value
-            messages = list(result.messages)
-            for kind, part in (("header", package.header_part), ("footer", package.footer_part)):
-                if part is not None:
-                    converted = _convert_part(archive, part, package.styles_part, kind, options)
-                    if converted is not None and converted.value:
-                        css_class = HEADER_CLASS if kind == "header" else FOOTER_CLASS
-                        wrapped = f'<{kind} class="{css_class}">{converted.value}</{kind}>'
-                        html = wrapped + html if kind == "header" else html + wrapped
-                        messages += converted.messages
-                    elif converted is None:
-                        other_warnings.append(f"The document's {kind} could not be read and was left out")
+        convert_options = {"style_map": STYLE_MAP, "embedded_style_map": embedded_style_map}
+        images = ImageBudget(limits)
+        context = read_context(
+            docx,
+            convert_options,
+            alignment_transform,
+            images,
+            lambda part, tag: _convert_part(docx, part, tag, images),
+            other_warnings,
+            layouts,
+            data,
+        )
+        return convert_document(context, limits)
+
+
+def convert_docx_changed(
+    previous: ConvertedDocument, data: bytes, limits: Limits
+) -> ConvertedDocument | None:
+    """A new version of previous's main part converted reusing what it can; None if it cannot."""
+    with converting_safely(limits):
+        return convert_changed(previous, data, limits)
+
+
+@contextlib.contextmanager
+def converting_safely(limits: Limits):
+    """Nesting limited, the collector paused, and whatever mammoth raises turned into a ConversionError."""
+    try:
+        with parsing_within(limits.max_xml_depth), garbage_collection_paused():
+            yield
     except ConversionError:
         raise
     except RecursionError as error:
@@ -142,8 +190,6 @@ def docx_to_html(docx: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, lis
     except Exception as error:
         # mammoth has no error hierarchy; whatever it raises, the client gets no internals.
         raise ConversionError("document could not be converted") from error
-    warnings = [message.message for message in messages] + other_warnings
-    return html, warnings
 
 
 def _embedded_style_map(archive: zipfile.ZipFile, warnings: list[str]) -> str:
@@ -166,16 +212,22 @@ def _embedded_style_map(archive: zipfile.ZipFile, warnings: list[str]) -> str:
     return text
 
 
-def _convert_part(archive: zipfile.ZipFile, part: str, styles_part: str | None, kind: str, options: dict):
+def _convert_part(docx: bytes, part: str, kind: str, images: ImageBudget):
     """A header or footer part through mammoth as a document of its own; None if it cannot be read."""
     try:
-        # Its own id prefix keeps its bookmarks and notes apart from the body's.
-        # The package's own style map was never read for a header or footer: it still is not.
-        return mammoth.convert_to_html(
-            io.BytesIO(part_as_docx(archive, part, styles_part)),
-            id_prefix=f"{kind}-",
-            **{**options, "embedded_style_map": ""},
-        )
+        with zipfile.ZipFile(io.BytesIO(docx)) as archive:
+            package = read_package(archive)
+            # Its own id prefix keeps its bookmarks and notes apart from the body's.
+            # The package's own style map was never read for a header or footer: it still is not.
+            return mammoth.convert_to_html(
+                io.BytesIO(part_as_docx(archive, part, package.styles_part)),
+                id_prefix=f"{kind}-",
+                convert_image=images,
+                external_file_access=False,
+                include_embedded_style_map=False,
+                style_map=STYLE_MAP,
+                transform_document=alignment_transform(package),
+            )
     except ConversionError:
         raise
     except Exception:

@@ -10,8 +10,9 @@ import signal
 import sys
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConversionError
@@ -34,6 +35,7 @@ _USAGE_HALF_LIFE_SECONDS = 60.0
 _STARTUP_SECONDS = 30.0
 _EXIT_SECONDS = 2.0
 _WORKER_RECURSION_LIMIT = 20_000
+_KEPT_OWNERS = 10_000  # owners a worker is remembered to keep, at most
 
 
 class ConversionPool:
@@ -162,10 +164,14 @@ class ConversionPool:
             return [worker.process.pid for worker in self._workers if worker.process.is_alive()]
 
     def _convert_blocking(self, job: _Job) -> Converted:
-        worker = self._take_worker()
+        worker = self._take_worker(job.owner)
         try:
             result = worker.run(
-                job.content, job.payload_type, self.limits, lambda seconds: self._must_make_way(job, seconds)
+                job.content,
+                job.payload_type,
+                job.owner,
+                self.limits,
+                lambda seconds: self._must_make_way(job, seconds),
             )
         except ConversionError as error:
             if error.reason in {TIMED_OUT, WORKER_FAILED, BUSY}:
@@ -179,10 +185,15 @@ class ConversionPool:
         self._give_back(worker)
         return result
 
-    def _take_worker(self) -> _Worker:
+    def _take_worker(self, owner: Any = None) -> _Worker:
         with self._lock:
             if self._closed:
                 raise ConversionError(CLOSED)
+            # The worker that converted this owner's last version keeps it: the next converts faster there.
+            keeping = [worker for worker in self._idle if owner is not None and owner in worker.kept]
+            if keeping:
+                self._idle.remove(keeping[-1])
+                self._idle.append(keeping[-1])
             while self._idle:
                 worker = self._idle.pop()
                 if worker.process.is_alive():
@@ -230,6 +241,9 @@ class _Worker:
     """One worker process and the parent's end of its pipe."""
 
     def __init__(self, context):
+        # Owners whose last conversion this worker may still keep, oldest first (it may
+        # have let some go to stay within its budget; then it converts whole).
+        self.kept: OrderedDict[Any, None] = OrderedDict()
         self.connection, child_connection = context.Pipe()
         self.process = context.Process(
             target=worker_main, args=(child_connection,), name="collab-conversion", daemon=True
@@ -245,11 +259,12 @@ class _Worker:
             self.stop()
             raise ConversionError(WORKER_FAILED)
 
-    def run(self, content: str, payload_type: str, limits: Limits, must_make_way) -> Converted:
+    def run(self, content: str, payload_type: str, owner: Any, limits: Limits, must_make_way) -> Converted:
         started = time.monotonic()
         deadline = started + limits.timeout_seconds
+        self.kept.pop(owner, None)  # kept again below only if this conversion succeeds
         try:
-            self.connection.send((content, payload_type, limits))
+            self.connection.send((content, payload_type, owner, limits))
             while not self.connection.poll(min(max(deadline - time.monotonic(), 0), _POLL_SECONDS)):
                 now = time.monotonic()
                 if now >= deadline:
@@ -260,6 +275,10 @@ class _Worker:
         except (EOFError, OSError, ValueError, TypeError) as error:
             raise ConversionError(WORKER_FAILED) from error
         if status == "ok":
+            if owner is not None:
+                self.kept[owner] = None
+                while len(self.kept) > _KEPT_OWNERS:
+                    self.kept.popitem(last=False)
             return value
         raise ConversionError(value)
 
@@ -275,8 +294,8 @@ class _Worker:
 
 def worker_main(connection: Connection) -> None:
     """Serve conversions over connection until the parent goes away (runs in the child)."""
-    # Imported here: the package imports this module before convert_payload exists.
-    from . import convert_payload
+    # Imported here: the package imports this module before ConversionStates exists.
+    from . import ConversionStates
 
     # Ctrl-C in a terminal reaches the whole process group; the parent decides our end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -284,14 +303,18 @@ def worker_main(connection: Connection) -> None:
     # exists only to convert, so it can afford the stack for max_xml_depth levels.
     sys.setrecursionlimit(_WORKER_RECURSION_LIMIT)
     connection.send("ready")
+    states = ConversionStates(0)
     while True:
         try:
-            content, payload_type, limits = connection.recv()
+            content, payload_type, owner, limits = connection.recv()
         except EOFError:
             return
         try:
             limit_memory(limits.max_memory_bytes)
-            reply = ("ok", convert_payload(content, payload_type, limits))
+            states.max_bytes = limits.kept_conversion_bytes
+            converted = states.convert(owner, content, payload_type, limits)
+            # What the next version reuses stays here; the parent needs the HTML only.
+            reply = ("ok", replace(converted, document=None))
         except ConversionError as error:
             reply = ("error", error.reason)
         except MemoryError:

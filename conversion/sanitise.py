@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import nh3
 
-from .word_features import ALIGNMENT_CLASSES, FOOTER_CLASS, HEADER_CLASS
+from .sections import FOOTER_CLASS, HEADER_CLASS, KIND_CLASSES
+from .word_features import ALIGNMENT_CLASSES
 
 ALLOWED_TAGS = frozenset(
     {
@@ -24,7 +26,7 @@ ALLOWED_ATTRIBUTES = {
     "th": {"colspan", "rowspan"},
     "ol": {"start"},
 }
-ALLOWED_CLASSES = ALIGNMENT_CLASSES | {HEADER_CLASS, FOOTER_CLASS}
+ALLOWED_CLASSES = ALIGNMENT_CLASSES | {HEADER_CLASS, FOOTER_CLASS} | (set(KIND_CLASSES.values()) - {""})
 # Dropped together with their content, not just unwrapped.
 _DROPPED_WITH_CONTENT = frozenset(
     {
@@ -46,8 +48,13 @@ ID_PREFIX = "doc-"
 
 def sanitise_html(html: str) -> str:
     """Return html with everything that is not plain document markup removed."""
-    return nh3.clean(
-        html,
+    return _cleaner().clean(html)
+
+
+@functools.cache
+def _cleaner() -> nh3.Cleaner:
+    # Built once per process: nh3 would otherwise convert the allow-lists on every call.
+    return nh3.Cleaner(
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(_DROPPED_WITH_CONTENT),
         attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},

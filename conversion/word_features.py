@@ -5,8 +5,9 @@
 - A document transform that gives each aligned paragraph (direct formatting, or its
   style's, following basedOn) a style name the style map recognises. List items keep
   their list markup and so their alignment is not carried.
-- The first section's header and footer parts, converted by mammoth as small documents
-  of their own and wrapped in ``<header class="doc-header">`` / ``<footer class="doc-footer">``.
+- What the sections need to find their headers and footers (sections.py): the main part's
+  relationships and whether the settings ask for even-page headers; and ``part_as_docx``,
+  which makes a header or footer part a small document mammoth can convert on its own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 from mammoth import transforms
 
+from .sections import is_on
 from .xml_parser import parse_xml
 
 ALIGNMENTS = {
@@ -30,8 +32,6 @@ ALIGNMENTS = {
     "distribute": "justify",
 }
 ALIGNMENT_CLASSES = frozenset(f"align-{name}" for name in set(ALIGNMENTS.values()))
-HEADER_CLASS = "doc-header"
-FOOTER_CLASS = "doc-footer"
 _ALIGNED_STYLE = "collab-aligned:{kind}:{alignment}"
 _HEADING_ID = re.compile(r"Heading([1-6])")
 _HEADING_NAME = re.compile(r"heading ([1-6])", re.IGNORECASE)
@@ -66,30 +66,20 @@ _NAMESPACES = [
     ("r", "http://purl.oclc.org/ooxml/officeDocument/relationships"),
     ("relationships", "http://schemas.openxmlformats.org/package/2006/relationships"),
 ]
-# The first sectPr in document order belongs to the first section (in a paragraph's
-# properties, or the body's own when there is one section). A byte search finds it
-# without parsing the main part a second time. These run over raw part bytes, so each
-# stays linear on any input: a start tag's attributes stop at the next "<" as well as ">"
-# (attribute values hold no "<" in XML), an attribute name is tried only where a name
-# starts, and the section's end is searched once, after the first start.
-_SECTION_START = re.compile(rb"<(?:[\w.-]+:)?sectPr(?=[\s/>])")
-_SECTION_END = re.compile(rb"</(?:[\w.-]+:)?sectPr\s*>")
-_REFERENCE = re.compile(rb"<(?:[\w.-]+:)?(header|footer)Reference(?=[\s/>])([^<>]*)>")
-_ATTRIBUTE = re.compile(rb"""(?<![\w.:-])(?:[\w.-]+:)?(type|id)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
 @dataclass
 class WordPackage:
-    """What the features need from a .docx, read once: style alignments and first-section parts."""
+    """What the features need from a .docx, read once."""
 
     style_alignments: dict[str, str] = field(default_factory=dict)
     styles_part: str | None = None
-    header_part: str | None = None
-    footer_part: str | None = None
+    part_by_id: dict[str, str] = field(default_factory=dict)  # the main part's internal relationships
+    even_and_odd_headers: bool = False
 
 
 def read_package(archive: zipfile.ZipFile) -> WordPackage:
-    """Find the main part's styles and first-section header and footer in an opened .docx."""
+    """Find the main part's styles, relationships and settings in an opened .docx."""
     package = WordPackage()
     names = {name.lower(): name for name in archive.namelist()}
     main = next(
@@ -112,32 +102,19 @@ def read_package(archive: zipfile.ZipFile) -> WordPackage:
         package.styles_part = names[styles.lower()]
         with archive.open(names[styles.lower()]) as stream:
             package.style_alignments = _style_alignments(parse_xml(stream, _NAMESPACES))
-    by_id = {rid: target for rid, _, target, external in relationships if not external}
-    section = _first_section(archive.read(names[main.lower()]))
-    if section:
-        found: dict[str, dict[str, str]] = {"header": {}, "footer": {}}
-        for kind, attributes in _REFERENCE.findall(section):
-            values = {
-                key.decode(): (double or single).decode()
-                for key, double, single in _ATTRIBUTE.findall(attributes)
-            }
-            if values.get("id") in by_id:
-                found[kind.decode()][values.get("type", "default")] = by_id[values["id"]]
-        # The default header is what most pages show; a title-page-only one is better than none.
-        for kind in ("header", "footer"):
-            part = found[kind].get("default") or found[kind].get("first")
-            if part and part.lower() in names:
-                setattr(package, f"{kind}_part", names[part.lower()])
+    package.part_by_id = {
+        rid: names[target.lower()]
+        for rid, _, target, external in relationships
+        if not external and target.lower() in names
+    }
+    settings = next(
+        (target for _, kind, target, external in relationships if kind == "settings" and not external), None
+    )
+    if settings is not None and settings.lower() in names:
+        with archive.open(names[settings.lower()]) as stream:
+            flag = parse_xml(stream, _NAMESPACES).find_child("w:evenAndOddHeaders")
+        package.even_and_odd_headers = is_on(flag)
     return package
-
-
-def _first_section(main_part: bytes) -> bytes | None:
-    """The first sectPr element of a main part as written (its start tag to its end tag), or None."""
-    start = _SECTION_START.search(main_part)
-    if start is None:
-        return None
-    end = _SECTION_END.search(main_part, start.end())
-    return main_part[start.start() : end.end()] if end else None
 
 
 def alignment_transform(package: WordPackage) -> Callable:

@@ -18,6 +18,7 @@ import contextvars
 import importlib.metadata
 import xml.parsers.expat
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import IO
 
 from mammoth.docx import office_xml, xmlparser
@@ -41,8 +42,11 @@ _BUFFER_BYTES = 64 * 1024
 ELEMENT_REWRITES: dict[str, Callable[[XmlElement, str], XmlElement]] = {}
 
 
-def parse_xml(fileobj: IO[bytes], namespace_mapping=None) -> XmlElement:
-    """Parse an XML part into mammoth's tree, as mammoth.docx.xmlparser.parse_xml does."""
+def parse_xml(fileobj: IO[bytes], namespace_mapping=None, *, layout: BodyLayout | None = None) -> XmlElement:
+    """Parse an XML part into mammoth's tree, as mammoth.docx.xmlparser.parse_xml does.
+
+    With ``layout``, also note where the body's top-level blocks start (a main part's).
+    """
     if namespace_mapping is None:
         prefixes: dict[str, str] = {}
     else:
@@ -84,6 +88,8 @@ def parse_xml(fileobj: IO[bytes], namespace_mapping=None) -> XmlElement:
             else {}
         )
         element = XmlElement(names.get(name) or convert_name(name), converted, [])
+        if layout is not None and len(stack) == 3 and names_open[-1] == "w:body" and layout.body_end < 0:
+            layout.starts.append(parser.CurrentByteIndex)
         children.append(element)
         children = element.children
         stack.append(children)
@@ -96,6 +102,9 @@ def parse_xml(fileobj: IO[bytes], namespace_mapping=None) -> XmlElement:
         stack.pop()
         children = stack[-1]
         finished = names_open.pop()
+        if layout is not None and finished == "w:body" and len(stack) == 2 and layout.body_end < 0:
+            layout.body_end = parser.CurrentByteIndex
+            layout.body_namespace = name.rpartition(" ")[0]
         if finished in rewrites:
             children[-1] = rewrites[finished](children[-1], names_open[-1])
 
@@ -132,10 +141,28 @@ def parse_xml(fileobj: IO[bytes], namespace_mapping=None) -> XmlElement:
     parser.CharacterDataHandler = character_data
     parser.CommentHandler = split_text
     parser.ProcessingInstructionHandler = split_text
+    if layout is not None:
+
+        def declare(prefix, uri):
+            if len(stack) <= 2:  # on the document's or the body's start tag
+                layout.namespaces.append((prefix or "", uri))
+
+        parser.StartNamespaceDeclHandler = declare
     parser.StartCdataSectionHandler = start_cdata
     parser.EndCdataSectionHandler = end_cdata
     parser.ParseFile(fileobj)
     return root.children[0]
+
+
+@dataclass
+class BodyLayout:
+    """Where a main part's body blocks start, filled in by parse_xml."""
+
+    starts: list[int] = field(default_factory=list)
+    body_end: int = -1
+    body_namespace: str = ""
+    namespaces: list[tuple[str, str]] = field(default_factory=list)
+    body_depth: int = 2
 
 
 @contextlib.contextmanager

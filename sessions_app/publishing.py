@@ -41,6 +41,7 @@ def conversion_limits():
         max_html_elements=settings.COLLAB_MAX_HTML_ELEMENTS,
         timeout_seconds=settings.COLLAB_CONVERSION_TIMEOUT,
         max_memory_bytes=settings.COLLAB_CONVERSION_MEMORY_BYTES,
+        kept_conversion_bytes=settings.COLLAB_CONVERSION_KEPT_BYTES,
     )
 
 
