@@ -51,7 +51,8 @@ def first_difference(got, expected):
         (i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b),
         min(len(got), len(expected)),
     )
-    return f"HTML differs at {at}:\n incremental: {got[at - 120 : at + 120]!r}\n full:        {expected[at - 120 : at + 120]!r}"
+    window = slice(max(0, at - 120), at + 120)
+    return f"HTML differs at {at}:\n incremental: {got[window]!r}\n full:        {expected[window]!r}"
 
 
 def assert_converts_as_full(state, content, payload_type):

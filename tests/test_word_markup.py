@@ -1,4 +1,4 @@
-"""The generated Word documents: Word's markup, deterministic, the same in both forms, edits touching only what they say."""
+"""Generated Word documents: Word's markup, deterministic, alike in both forms, edits touch what they say."""
 
 import io
 import re
@@ -15,9 +15,9 @@ from tests.word_markup import (
     apply_edit,
     block_xml,
     body_blocks,
+    document_parts,
     docx_document_part,
     docx_with_document_part,
-    document_parts,
     edit_sequences,
     generated_document,
     text_paragraph_indexes,

@@ -75,11 +75,59 @@ _RELATIONSHIP_TYPES = "http://schemas.openxmlformats.org/officeDocument/2006/rel
 
 # Plain words, and a few that need escaping or are not ASCII, as real documents have them.
 WORDS = (
-    "the committee reviewed each proposal against budget and agreed that further work on draft "
-    "should continue before next meeting while members collect comments from their teams report "
-    "shows growth in every region although costs rose faster than expected during second quarter "
-    "naïve café résumé R&D <draft> “quoted” — ½ Ωmega 東京 señor"
-).split()
+    "the",
+    "committee",
+    "reviewed",
+    "each",
+    "proposal",
+    "against",
+    "budget",
+    "and",
+    "agreed",
+    "that",
+    "further",
+    "work",
+    "on",
+    "draft",
+    "should",
+    "continue",
+    "before",
+    "next",
+    "meeting",
+    "while",
+    "members",
+    "collect",
+    "comments",
+    "from",
+    "their",
+    "teams",
+    "report",
+    "shows",
+    "growth",
+    "in",
+    "every",
+    "region",
+    "although",
+    "costs",
+    "rose",
+    "faster",
+    "than",
+    "expected",
+    "during",
+    "second",
+    "quarter",
+    "naïve",
+    "café",
+    "résumé",
+    "R&D",
+    "<draft>",
+    "“quoted”",
+    "—",
+    "½",
+    "Ωmega",
+    "東京",
+    "señor",
+)
 _MISSPELLINGS = ("teh", "recieve", "seperate", "occured", "definately", "goverment")
 
 
@@ -639,7 +687,8 @@ def block_xml(block: Block) -> str:
 
 def _document_xml(document: WordDocument) -> str:
     body = "".join(block_xml(block) for block in document.blocks)
-    return f"<w:document{_ROOT_NAMESPACES}><w:body>{body}{_section_xml(document.final_section)}</w:body></w:document>"
+    section = _section_xml(document.final_section)
+    return f"<w:document{_ROOT_NAMESPACES}><w:body>{body}{section}</w:body></w:document>"
 
 
 def _note_paragraph(kind: str, note: int, text: str) -> str:
@@ -715,14 +764,20 @@ def _style_xml(style_id: str, changes: dict[tuple[str, str], str]) -> str:
     inherits = f'<w:basedOn w:val="{based_on}"/><w:next w:val="Normal"/>' if based_on else ""
     paragraph = ""
     if style_id.startswith("Heading"):
-        paragraph += f'<w:keepNext/><w:keepLines/><w:spacing w:before="240" w:after="0"/><w:outlineLvl w:val="{int(style_id[-1]) - 1}"/>'
+        outline = int(style_id[-1]) - 1
+        paragraph += (
+            '<w:keepNext/><w:keepLines/><w:spacing w:before="240" w:after="0"/>'
+            f'<w:outlineLvl w:val="{outline}"/>'
+        )
     if (style_id, "jc") in changes:
         paragraph += f'<w:jc w:val="{changes[(style_id, "jc")]}"/>'
     color = changes.get((style_id, "color"), "2F5496" if style_id.startswith("Heading") else None)
-    run = f'<w:color w:val="{color}"/>' if color else ""
+    properties = f"<w:pPr>{paragraph}</w:pPr>" if paragraph else ""
+    if color:
+        properties += f'<w:rPr><w:color w:val="{color}"/></w:rPr>'
     return (
-        f'<w:style w:type="paragraph"{default} w:styleId="{style_id}"><w:name w:val={quoteattr(name)}/>{inherits}'
-        f"<w:qFormat/>{f'<w:pPr>{paragraph}</w:pPr>' if paragraph else ''}{f'<w:rPr>{run}</w:rPr>' if run else ''}</w:style>"
+        f'<w:style w:type="paragraph"{default} w:styleId="{style_id}"><w:name w:val={quoteattr(name)}/>'
+        f"{inherits}<w:qFormat/>{properties}</w:style>"
     )
 
 
@@ -736,9 +791,10 @@ def _styles_xml(document: WordDocument) -> str:
     )
     return (
         f"<w:styles{_SHORT_NAMESPACES}><w:docDefaults><w:rPrDefault><w:rPr>"
-        '<w:rFonts w:asciiTheme="minorHAnsi" w:eastAsiaTheme="minorHAnsi" w:hAnsiTheme="minorHAnsi" w:cstheme="minorBidi"/>'
-        '<w:sz w:val="22"/><w:szCs w:val="22"/><w:lang w:val="en-US" w:eastAsia="en-US" w:bidi="ar-SA"/></w:rPr>'
-        '</w:rPrDefault><w:pPrDefault><w:pPr><w:spacing w:after="160" w:line="259" w:lineRule="auto"/></w:pPr>'
+        '<w:rFonts w:asciiTheme="minorHAnsi" w:eastAsiaTheme="minorHAnsi" w:hAnsiTheme="minorHAnsi"'
+        ' w:cstheme="minorBidi"/><w:sz w:val="22"/><w:szCs w:val="22"/>'
+        '<w:lang w:val="en-US" w:eastAsia="en-US" w:bidi="ar-SA"/></w:rPr></w:rPrDefault>'
+        '<w:pPrDefault><w:pPr><w:spacing w:after="160" w:line="259" w:lineRule="auto"/></w:pPr>'
         '</w:pPrDefault></w:docDefaults><w:latentStyles w:defLockedState="0" w:defUIPriority="99"'
         ' w:defSemiHidden="0" w:defUnhideWhenUsed="0" w:defQFormat="0" w:count="376">'
         f"{latent}</w:latentStyles>{styles}"
@@ -796,7 +852,8 @@ def _settings_xml(document: WordDocument) -> str:
         '<w:defaultTabStop w:val="720"/><w:characterSpacingControl w:val="doNotCompress"/>'
         '<w:footnotePr><w:footnote w:id="-1"/><w:footnote w:id="0"/></w:footnotePr>'
         '<w:endnotePr><w:endnote w:id="-1"/><w:endnote w:id="0"/></w:endnotePr><w:compat>'
-        '<w:compatSetting w:name="compatibilityMode" w:uri="http://schemas.microsoft.com/office/word" w:val="15"/>'
+        '<w:compatSetting w:name="compatibilityMode" w:uri="http://schemas.microsoft.com/office/word"'
+        ' w:val="15"/>'
         f'</w:compat><w:rsids><w:rsidRoot w:val="{document.rsids[0]}"/>{rsids}</w:rsids>'
         '<w:themeFontLang w:val="en-US"/><w:decimalSymbol w:val="."/><w:listSeparator w:val=","/>'
         '<w15:docId w15:val="{D0161BAC-3FCF-462D-B2A2-5D0C7DF47D8B}"/></w:settings>'
@@ -921,7 +978,7 @@ def zip_entries(entries) -> bytes:
 
 @dataclass(frozen=True)
 class Edit:
-    """One change a writer makes; `at` and `to` pick blocks (taken modulo what there is), `seed` the new text."""
+    """One change a writer makes: `at` and `to` pick places (modulo what there is), `seed` new text."""
 
     kind: str
     at: int = 0
@@ -1098,7 +1155,7 @@ def _list_level(document: WordDocument, edit: Edit, rng: random.Random) -> WordD
 
 
 def _list_type(document: WordDocument, edit: Edit, rng: random.Random) -> WordDocument:
-    """A list item moved to another list (bulleted, numbered, restarted), or a paragraph made a list item and back."""
+    """A list item moved to another list (bulleted, numbered, restarted), or into or out of a list."""
     candidates = [
         index
         for index, block in enumerate(document.blocks)
@@ -1323,7 +1380,7 @@ EDITS = {
 
 
 def apply_edit(document: WordDocument, edit: Edit) -> WordDocument:
-    """The document after this edit; notes, comments, links and headers nothing refers to any more are dropped."""
+    """The document after this edit; notes, comments, links and headers no longer referred to are dropped."""
     edited = EDITS[edit.kind](document, edit, random.Random(edit.seed))
     return _without_orphans(edited) if edited is not document else document
 
