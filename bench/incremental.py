@@ -4,12 +4,13 @@
 
 Documents: tests/word_markup.py's reports of 5, 50 and 250 pages (about 500 words a page)
 with Word's usual markup, as Flat OPC. Each round times, for each document, interleaved
-(which of the first two goes first alternates):
+(the whole conversions run in turn, in reverse order every other round):
 
 - plain mammoth: ``mammoth.convert_to_html`` of the same document as .docx bytes, in a
   process that never imports conversion/ (bench/plain_mammoth.py), so mammoth is as pip
   installs it;
-- collab's full conversion: ``convert_payload`` of the Flat OPC text;
+- collab's full conversion: ``convert_payload`` of the Flat OPC text (and, for comparison,
+  of the .docx as base64, which skips repackaging the Flat OPC package);
 - the incremental conversion of four edits (one paragraph's text, a list item's text, a new
   paragraph at the top, the text just before a footnote reference), each converted by an
   ``IncrementalConverter`` holding the document, then the document again. Each round's
@@ -111,6 +112,7 @@ class Case:
     document: WordDocument
     text: str
     docx_path: Path
+    docx_base64: str
     state: IncrementalConverter
     times: dict[str, list[float]] = field(default_factory=dict)
     reused: dict[str, tuple[int, int]] = field(default_factory=dict)  # edit: (reused, blocks)
@@ -140,14 +142,16 @@ def measure_in_process(sizes: list[int], rounds: int, directory: Path) -> list[C
             text = document.flat_opc()
             state = IncrementalConverter()
             state.convert(text, "ooxml")
-            cases.append(Case(pages, document, text, path, state, blocks=len(document.blocks) + 1))
+            blocks = len(document.blocks) + 1
+            cases.append(Case(pages, document, text, path, document.docx_base64(), state, blocks=blocks))
         for round_number in range(rounds):
             for case in cases:
-                first_two = [
+                whole = [
                     ("plain", lambda case=case: plain.seconds(case.docx_path)),
                     ("full", lambda case=case: timed(convert_payload, case.text, "ooxml")[0]),
+                    ("full docx", lambda case=case: timed(convert_payload, case.docx_base64, "docx")[0]),
                 ]
-                for name, run in first_two if round_number % 2 == 0 else reversed(first_two):
+                for name, run in whole if round_number % 2 == 0 else reversed(whole):
                     case.note(name, run())
                 for edit in EDITS:
                     document = edited(case.document, edit, round_number)
@@ -199,14 +203,15 @@ def report(cases: list[Case], rounds: int, end_to_end: dict[str, list[float]] | 
     lines = [
         f"Measured by `bench/incremental.py` ({rounds} interleaved rounds, medians) on {machine()}.",
         "",
-        "| document | Flat OPC | blocks | plain mammoth (s) | collab full (s) | full / mammoth |",
-        "|---|---|---|---|---|---|",
+        "| document | Flat OPC | blocks | plain mammoth (s) | collab full (s) | full / mammoth "
+        "| collab full, as .docx (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for case in cases:
         plain, full = case.median("plain"), case.median("full")
         lines.append(
             f"| generated, {case.pages} pages | {len(case.text.encode()) / 1e6:.1f} MB | {case.blocks} "
-            f"| {plain:.3f} | {full:.3f} | {full / plain:.2f} |"
+            f"| {plain:.3f} | {full:.3f} | {full / plain:.2f} | {case.median('full docx'):.3f} |"
         )
     lines += [
         "",

@@ -22,6 +22,7 @@ from tests.word_markup import (
     Edit,
     apply_edit,
     body_blocks,
+    changed_parts,
     comment_indexes,
     docx_document_part,
     docx_with_document_part,
@@ -83,13 +84,29 @@ def block_count(document):
 # Generated documents, long edit sequences
 
 
+# Edits of the body alone that a sound incremental conversion reuses blocks for.
+BODY_EDITS = {"edit_text", "edit_cell", "edit_list_item", "insert_paragraph", "insert_list_item", "add_table"}
+# Parts whose change converts the whole document again.
+SHARED_PARTS = {"/word/styles.xml", "/word/numbering.xml", "/word/footnotes.xml", "/word/endnotes.xml"}
+
+
 def run_session(document, edits, payload_type):
     state = IncrementalConverter()
     assert_converts_as_full(state, content_of(document, payload_type), payload_type)
+    body_edits = reusing = 0
     for step, edit in enumerate(edits):
-        document = apply_edit(document, edit)
-        note(f"step {step}: {edit}")
-        assert_converts_as_full(state, content_of(document, payload_type), payload_type)
+        edited = apply_edit(document, edit)
+        changed = changed_parts(document, edited)
+        document = edited
+        note(f"step {step}: {edit}, changing {sorted(changed)}")
+        converted = assert_converts_as_full(state, content_of(document, payload_type), payload_type)
+        if changed & SHARED_PARTS:
+            assert converted.reused_blocks == 0
+        elif changed == {"/word/document.xml"} and edit.kind in BODY_EDITS:
+            body_edits += 1
+            reusing += converted.reused_blocks > 0
+    # The session went through incremental conversions, not through full ones alone.
+    assert reusing > 0 or body_edits < 3
 
 
 @settings(PROPERTY, max_examples=15)
@@ -294,6 +311,16 @@ def test_new_paragraph_at_the_top_reuses_the_blocks_that_moved_down(long_documen
         and "<p>A new first paragraph.</p>" in converted.html
     )
     assert converted.reused_blocks >= block_count(long_document) - 3
+
+
+def test_deleting_a_paragraph_reuses_the_other_blocks(long_document):
+    state = IncrementalConverter()
+    assert_converts_as_full(state, long_document.flat_opc(), "ooxml")
+    index = middle(text_paragraph_indexes(long_document))
+    edited = apply_edit(long_document, Edit("delete_block", at=index))
+    assert changed_parts(long_document, edited) == {"/word/document.xml"}
+    converted = assert_converts_as_full(state, edited.flat_opc(), "ooxml")
+    assert converted.reused_blocks >= block_count(edited) - 2
 
 
 @pytest.mark.parametrize("kind", ["footnote", "endnote"])

@@ -441,9 +441,9 @@ def _add_page(document: WordDocument, rng: random.Random, page: int) -> int:
             )
         )
         written += 60
-    if page % 6 == 5:
+    if page % 25 == 5:  # a new part of the report, as a chapter starts one: pages 6, 31, 56...
         header = document.new_uid()
-        document.headers[header] = f"Part {page // 6 + 1}: {words(rng, 3)}"
+        document.headers[header] = f"Part {page // 25 + 2}: {words(rng, 3)}"
         closing = _paragraph(document, rng, words(rng, 15))
         section = Section(document.rsid, header=header, footer=document.final_section.footer)
         blocks.append(dataclasses.replace(closing, section=section))
@@ -589,7 +589,7 @@ def _inline_xml(inline: Inline) -> str:
         )
     if isinstance(inline, Link):
         target = (
-            f'r:id="{_link_rid(inline.uid)}"'
+            f'r:id="{_relationship_id(inline.uid)}"'
             if inline.url is not None
             else f"w:anchor={quoteattr(inline.anchor)}"
         )
@@ -602,9 +602,9 @@ def _inline_xml(inline: Inline) -> str:
 def _section_xml(section: Section) -> str:
     references = ""
     if section.header is not None:
-        references += f'<w:headerReference w:type="default" r:id="{_part_rid(section.header)}"/>'
+        references += f'<w:headerReference w:type="default" r:id="{_relationship_id(section.header)}"/>'
     if section.footer is not None:
-        references += f'<w:footerReference w:type="default" r:id="{_part_rid(section.footer)}"/>'
+        references += f'<w:footerReference w:type="default" r:id="{_relationship_id(section.footer)}"/>'
     size = (
         '<w:pgSz w:w="15840" w:h="12240" w:orient="landscape"/>'
         if section.landscape
@@ -869,11 +869,8 @@ _FONT_TABLE = (
 )
 
 
-def _part_rid(uid: int) -> str:
-    return f"rId{100 + uid}"
-
-
-def _link_rid(uid: int) -> str:
+def _relationship_id(uid: int) -> str:
+    # Header, footer and hyperlink relationships are named after the model's uid: stable across edits.
     return f"rId{100 + uid}"
 
 
@@ -901,10 +898,10 @@ def document_parts(document: WordDocument) -> list[tuple[str, str, str]]:
         parts.append(("/word/comments.xml", _TYPES + "comments+xml", _comments_xml(document.comments)))
     for kind, texts in (("header", document.headers), ("footer", document.footers)):
         for uid, text in texts.items():
-            relationships.append((_part_rid(uid), kind, f"{kind}{uid}.xml", False))
+            relationships.append((_relationship_id(uid), kind, f"{kind}{uid}.xml", False))
             parts.append((f"/word/{kind}{uid}.xml", _TYPES + f"{kind}+xml", _header_xml(kind, uid, text)))
     for uid, url in document.links.items():
-        relationships.append((_link_rid(uid), "hyperlink", url, True))
+        relationships.append((_relationship_id(uid), "hyperlink", url, True))
     rels = "".join(
         f'<Relationship Id="{rid}" Type="{_RELATIONSHIP_TYPES}{kind}" Target={quoteattr(target)}'
         + (' TargetMode="External"' if external else "")
@@ -925,6 +922,13 @@ def document_parts(document: WordDocument) -> list[tuple[str, str, str]]:
         ),
         *parts,
     ]
+
+
+def changed_parts(before: WordDocument, after: WordDocument) -> set[str]:
+    """Names of the parts whose XML differs between two versions (or that only one has)."""
+    old = {name: xml for name, _, xml in document_parts(before)}
+    new = {name: xml for name, _, xml in document_parts(after)}
+    return {name for name in old.keys() | new.keys() if old.get(name) != new.get(name)}
 
 
 def render_flat_opc(document: WordDocument) -> str:
@@ -1090,7 +1094,7 @@ def _edit_text(document: WordDocument, edit: Edit, rng: random.Random) -> WordDo
     index = _pick(text_paragraph_indexes(document), edit.at)
     if index is None:
         return document
-    return with_span_text(document, index, words(rng, rng.randint(1, 20)) + " ", before_note=False)
+    return with_span_text(document, index, words(rng, rng.randint(1, 20)) + " ")
 
 
 def _format_text(document: WordDocument, edit: Edit, rng: random.Random) -> WordDocument:
