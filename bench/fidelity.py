@@ -369,7 +369,7 @@ def section_properties(body) -> list:
 
 
 def shown_headers_and_footers(sections: list, even_and_odd: bool) -> list[tuple[str, str]]:
-    """(kind, relationship id) of every header and footer Word shows, each once, in order.
+    """(kind, relationship id) of every header and footer Word shows, in order.
 
     A section shows its default ones, its first-page ones with w:titlePg, its even-page ones
     when the settings have w:evenAndOddHeaders; a type a section does not name is the
@@ -389,7 +389,7 @@ def shown_headers_and_footers(sections: list, even_and_odd: bool) -> list[tuple[
         for kind in ("header", "footer"):
             for shown_type in types:
                 reference = current.get((kind, shown_type))
-                if reference is not None and (kind, reference) not in shown:
+                if reference is not None:
                     shown.append((kind, reference))
     return shown
 

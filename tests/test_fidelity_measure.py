@@ -226,7 +226,10 @@ def test_equation_text_counts_letter_by_letter_and_is_found_in_mathml():
     )
     found = coverage(texts, mathml)
     assert (found.kept, found.total, found.lost) == (5, 5, {})
-    # The same letters outside MathML are the body's words, not the equation.
+    # An annotation's letters are not shown; the same letters outside MathML are the body's words.
+    assert coverage(texts, "<p>Take<math><annotation>x+a n</annotation></math>now</p>").lost == {
+        EQUATIONS: (3, 3)
+    }
     assert coverage(texts, "<p>Take x + a n now</p>").lost == {EQUATIONS: (3, 3)}
 
 
