@@ -598,7 +598,9 @@ joined, block elements (paragraphs, headings, list items, table cells, `br`, `he
 `footer`) apart. Equations' letters and digits are looked for in the HTML's MathML (`<math>`
 elements, without their annotations, which browsers do not show), the other words outside
 it. Text kept is the share of the visible words the HTML has, counting repeats (a word three
-times in the document must be there three times). Documents with no visible words count as 100%.
+times in the document must be there three times). Words the HTML has beyond these (note
+numbers, comments) do not change it; text it should not show is checked by the features
+"deletions hidden" and "hidden text hidden" below. Documents with no visible words count as 100%.
 The target is at least 99% for every valid document.
 
 **Not kept** says where the missing words come from: each word of the HTML goes first to the

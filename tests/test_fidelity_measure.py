@@ -104,13 +104,16 @@ def test_every_section_shows_its_own_headers_and_footers_each_part_once():
 
 
 def test_a_section_without_a_header_shows_the_previous_ones_counted_once():
-    body = (
-        f"<w:p><w:pPr>{section(reference('header', 'default', 'header1'))}</w:pPr></w:p>"
-        f"<w:p><w:pPr>{section()}</w:pPr></w:p>"
-        + section("<w:titlePg/>")  # a title page with no first-page header anywhere shows none
+    # Section 1 names a first-page header it does not show (no title page); the third
+    # section, with a title page and no references, shows it and section 1's default one.
+    first_section = section(
+        reference("header", "default", "header1"), reference("header", "first", "header2")
     )
-    source = read_source(docx(body, header1=paragraph("alpha"), header2=paragraph("unused")))
-    assert counted(source) == Counter(["alpha"])
+    body = f"<w:p><w:pPr>{first_section}</w:pPr></w:p><w:p><w:pPr>{section()}</w:pPr></w:p>" + section(
+        "<w:titlePg/>"
+    )
+    parts = {"header1": paragraph("alpha"), "header2": paragraph("bravo"), "header3": paragraph("unused")}
+    assert counted(read_source(docx(body, **parts))) == Counter(["alpha", "bravo"])
 
 
 @pytest.mark.parametrize(
