@@ -433,11 +433,10 @@ def read_source(docx: bytes) -> Source:
         bodies = [node for node in part(main) if local(node.tag) == ("w", "body")]
         ShownText(source, styles, BODY).read(bodies[0])
         for kind in (FOOTNOTES, ENDNOTES):
-            for note in related(kind) if related(kind) is not None else ():
-                if attribute(note, "id") in source.references[kind] and attribute(note, "type") in {
-                    None,
-                    "normal",
-                }:
+            notes = related(kind)
+            for note in notes if notes is not None else ():
+                referred_to = attribute(note, "id") in source.references[kind]
+                if referred_to and attribute(note, "type") in {None, "normal"}:
                     ShownText(source, styles, kind).read(note)
         even_and_odd = switched_on(child(related("settings"), "evenAndOddHeaders"))
         counted = set()
