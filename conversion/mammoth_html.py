@@ -13,7 +13,7 @@ import zlib
 import mammoth
 from mammoth import html as mammoth_html
 
-from . import style_matching, xml_parser
+from . import omml, style_matching, xml_parser
 from .errors import ConversionError
 from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits, MiB
 from .word_features import (
@@ -110,14 +110,15 @@ def docx_to_html(docx: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[str, lis
                 "transform_document": alignment_transform(package),
             }
             result = mammoth.convert_to_html(io.BytesIO(docx), **options)
-            html = result.value
+            html = omml.finish_html(result.value)  # equations: MathML markup from their marked text
             messages = list(result.messages)
             for kind, part in (("header", package.header_part), ("footer", package.footer_part)):
                 if part is not None:
                     converted = _convert_part(archive, part, package.styles_part, kind, options)
                     if converted is not None and converted.value:
                         css_class = HEADER_CLASS if kind == "header" else FOOTER_CLASS
-                        wrapped = f'<{kind} class="{css_class}">{converted.value}</{kind}>'
+                        part_html = omml.finish_html(converted.value)
+                        wrapped = f'<{kind} class="{css_class}">{part_html}</{kind}>'
                         html = wrapped + html if kind == "header" else html + wrapped
                         messages += converted.messages
                     elif converted is None:
