@@ -133,10 +133,11 @@ _NUMBER_VARIANTS = {
     "sans-serif-italic": "sans-serif",
     "sans-serif-bold-italic": "bold-sans-serif",
 }
-# Word parts that hold paragraphs: an equation paragraph directly in one is made a w:p.
+# Word parts that hold paragraphs: an equation paragraph directly in one is made a w:p. ""
+# is no parent: a top-level block of a body parsed on its own.
 _BLOCK_CONTAINERS = frozenset(
     {
-        "w:body", "w:tc", "w:txbxContent", "w:footnote", "w:endnote", "w:comment", "w:hdr", "w:ftr",
+        "", "w:body", "w:tc", "w:txbxContent", "w:footnote", "w:endnote", "w:comment", "w:hdr", "w:ftr",
         "w:docPartBody",
     }
 )  # fmt: skip
