@@ -225,7 +225,9 @@ def _character(properties: XmlElement | None, local: str, default: str) -> str:
 
 
 def _element_text(element: XmlElement) -> str:
-    return "".join(child.value for child in element.children if isinstance(child, XmlText))
+    # Without markers: only an equation's own rewrite writes them (a nested one's text is text).
+    text = "".join(child.value for child in element.children if isinstance(child, XmlText))
+    return text.translate(_MARKERS)
 
 
 def _shown_text(element: XmlElement) -> str:

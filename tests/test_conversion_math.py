@@ -303,6 +303,10 @@ CONSTRUCTS = {
         m("phant", m("e", r("x")), val("show", "off") + val("zeroAsc", "1") + val("zeroDesc", "1")),
         '<mpadded height="0" depth="0"><mphantom><mi>x</mi></mphantom></mpadded>',
     ),
+    "equation inside an equation": (
+        m("box", m("e", f"<m:oMath>{r('y')}</m:oMath>")),
+        "<mrow><mi>y</mi></mrow>",
+    ),
     # What the mapping does not know keeps its text; what Word deleted stays out, as elsewhere.
     "unknown element keeps its text": (
         "<m:newThing><m:r><m:t>kept</m:t></m:r></m:newThing>",
@@ -384,6 +388,17 @@ def test_text_that_looks_like_markup_stays_text():
     html = convert(paragraph(o_math(r("&lt;script&gt;alert(1)&lt;/script&gt;"))))
     assert "<script" not in html
     assert math_text(maths(html)[0]) == "<script>alert(1)</script>"
+
+
+def test_an_equation_rewritten_inside_another_is_only_text_there():
+    # A display equation in a text box is a paragraph of its own; inside an equation its
+    # markup is text, and its markers do not reach the page.
+    box = f"<m:unknown><w:txbxContent>{o_math_para(r('z'))}</w:txbxContent></m:unknown>"
+    html = convert(paragraph(o_math(r("x") + box)))
+    assert omml.MARK_START not in html and omml.MARK_END not in html
+    (tree,) = maths(html)
+    assert tree[2][0] == ("mi", {}, ["x"])
+    assert "<mi>z</mi>" in math_text(tree)
 
 
 def test_a_document_cannot_carry_the_marker_characters():
