@@ -615,6 +615,28 @@ embedded pictures.
 """
 
 
+EQUATIONS_NOTE = [
+    "## Equations",
+    "",
+    "Word equations (Office Math, `m:oMath`) become MathML, which browsers lay out themselves: an",
+    'inline equation is a `<math>`, a display equation (`m:oMathPara`) one `<math display="block">`',
+    "per equation, centred. Converted: fractions (stacked, without bar, linear, skewed), sub- and",
+    "superscripts and prescripts, roots, n-ary operators (sums, products, integrals, their limits",
+    "under and over or as scripts), delimiters and their separators, matrices, equation arrays",
+    "(aligned at `&`), accents, bars, group characters (braces over or under), lower and upper",
+    "limits, functions, boxes and border boxes, phantoms. A run's text is split into identifiers,",
+    "numbers and operators in Word's style for it (plain, bold, italic, script, fraktur,",
+    "double-struck, sans-serif, monospace); normal text, and Word runs inside an equation, stay text.",
+    "An element the mapping does not know, and anything nested more than 64 levels deep, falls back",
+    "to its text; deleted parts of an equation stay out. Not carried: an equation's own alignment",
+    "(`m:jc`) and line breaks, spacing and size properties. Chromium shows bold but not the script,",
+    "fraktur or double-struck styles (Firefox does), no border around a border box, and centres",
+    "the columns of an aligned equation array. The conversion tests check that every `m:t` of the",
+    "corpus reaches the MathML, in order.",
+    "",
+]
+
+
 def render(rows: list[Row]) -> str:
     valid = [row for row in rows if row.coverage is not None]
     below = [row for row in valid if row.coverage.share < TARGET]
@@ -659,6 +681,7 @@ def render(rows: list[Row]) -> str:
     missing = [(row.name, name) for row in valid for name, kept in row.features.items() if not kept]
     lines += ["", "## Features found but not kept", ""]
     lines += [f"- `{name}`: {feature}" for name, feature in missing] or ["None."]
+    lines += ["", *EQUATIONS_NOTE]
     lines += [
         "",
         "## What is not carried, and not counted above",

@@ -25,6 +25,12 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 NAMESPACES = office_xml._namespaces
 
 
+@pytest.fixture(autouse=True)
+def rewrites_off(monkeypatch):
+    """The parsers are compared as mammoth's reader would see them without collab's rewrites."""
+    monkeypatch.setattr(xml_parser, "ELEMENT_REWRITES", {})
+
+
 def test_mammoth_is_the_release_the_parser_was_checked_against():
     # An upgrade must re-run these tests and update MAMMOTH_VERSION deliberately.
     assert importlib.metadata.version("mammoth") == xml_parser.MAMMOTH_VERSION == "1.13.0"
