@@ -13,7 +13,7 @@ import zlib
 import mammoth
 from mammoth import html as mammoth_html
 
-from . import style_matching, xml_parser
+from . import direction, style_matching, xml_parser
 from .errors import ConversionError
 from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits, MiB
 from .word_features import (
@@ -28,6 +28,7 @@ from .xml_parser import parsing_within
 
 xml_parser.install()
 style_matching.install()
+direction.install()
 
 # Raster types every browser shows. SVG can carry script and links; EMF/WMF and the
 # rest do not display in browsers anyway.

@@ -6,6 +6,7 @@ import re
 
 import nh3
 
+from .direction import DIRECTED_TAGS
 from .word_features import ALIGNMENT_CLASSES, FOOTER_CLASS, HEADER_CLASS
 
 ALLOWED_TAGS = frozenset(
@@ -24,6 +25,9 @@ ALLOWED_ATTRIBUTES = {
     "th": {"colspan", "rowspan"},
     "ol": {"start"},
 }
+for _tag in DIRECTED_TAGS:  # right-to-left text (direction.py); the filter keeps rtl and ltr only
+    ALLOWED_ATTRIBUTES.setdefault(_tag, set()).add("dir")
+_DIRECTIONS = frozenset({"rtl", "ltr"})
 ALLOWED_CLASSES = ALIGNMENT_CLASSES | {HEADER_CLASS, FOOTER_CLASS}
 # Dropped together with their content, not just unwrapped.
 _DROPPED_WITH_CONTENT = frozenset(
@@ -66,6 +70,8 @@ def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
         return " ".join(kept) if kept else None
     if attribute == "id":
         return value if value.startswith(ID_PREFIX) else ID_PREFIX + value
+    if attribute == "dir":
+        return value if value in _DIRECTIONS else None
     if tag == "a" and attribute == "href":
         return _safe_link(value)
     if tag == "img" and attribute == "src":

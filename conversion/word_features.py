@@ -1,10 +1,12 @@
 """What readers notice beyond mammoth's defaults, through mammoth's own extension points.
 
 - A style map: underline as <u>, highlight as <mark>, comments as marked notes, and
-  aligned paragraphs as classes (``align-center``, ``align-right``, ``align-justify``).
+  aligned paragraphs as classes (``align-center``, ``align-right``, ``align-justify``,
+  and ``align-left`` for a right-to-left paragraph aligned to its end).
 - A document transform that gives each aligned paragraph (direct formatting, or its
-  style's, following basedOn) a style name the style map recognises. List items keep
-  their list markup and so their alignment is not carried.
+  style's, following basedOn) a style name the style map recognises, in the body, notes
+  and comments. List items keep their list markup and so their alignment is not carried.
+- Right-to-left paragraphs, lists, tables and runs as ``dir="rtl"`` (direction.py).
 - The first section's header and footer parts, converted by mammoth as small documents
   of their own and wrapped in ``<header class="doc-header">`` / ``<footer class="doc-footer">``.
 """
@@ -18,8 +20,10 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mammoth import transforms
+from mammoth import documents
 
+from . import direction
+from .direction import StyleDirections
 from .xml_parser import parse_xml
 
 ALIGNMENTS = {
@@ -29,10 +33,12 @@ ALIGNMENTS = {
     "both": "justify",
     "distribute": "justify",
 }
-ALIGNMENT_CLASSES = frozenset(f"align-{name}" for name in set(ALIGNMENTS.values()))
+ALIGNMENT_CLASSES = frozenset(
+    f"align-{name}" for name in {*ALIGNMENTS.values(), *direction.RIGHT_TO_LEFT_ALIGNMENTS.values()}
+)
 HEADER_CLASS = "doc-header"
 FOOTER_CLASS = "doc-footer"
-_ALIGNED_STYLE = "collab-aligned:{kind}:{alignment}"
+_ALIGNED_STYLE = direction.OWN_STYLE_PREFIX + "aligned:{kind}:{alignment}"
 _HEADING_ID = re.compile(r"Heading([1-6])")
 _HEADING_NAME = re.compile(r"heading ([1-6])", re.IGNORECASE)
 
@@ -52,6 +58,7 @@ STYLE_MAP = "\n".join(
             f" => p.align-{alignment}:fresh"
             for alignment in sorted(set(ALIGNMENTS.values()))
         ),
+        *direction.STYLE_MAP_RULES,
         # Word's own styles for header and footer paragraphs: plain paragraphs, no warning.
         # After the alignment lines, which match first.
         "p.Header => p:fresh",
@@ -80,9 +87,10 @@ _ATTRIBUTE = re.compile(rb"""(?<![\w.:-])(?:[\w.-]+:)?(type|id)\s*=\s*(?:"([^"]*
 
 @dataclass
 class WordPackage:
-    """What the features need from a .docx, read once: style alignments and first-section parts."""
+    """What the features need from a .docx, read once: style alignments and directions, first section."""
 
     style_alignments: dict[str, str] = field(default_factory=dict)
+    style_directions: StyleDirections = field(default_factory=StyleDirections)
     styles_part: str | None = None
     header_part: str | None = None
     footer_part: str | None = None
@@ -111,7 +119,11 @@ def read_package(archive: zipfile.ZipFile) -> WordPackage:
     if styles.lower() in names:
         package.styles_part = names[styles.lower()]
         with archive.open(names[styles.lower()]) as stream:
-            package.style_alignments = _style_alignments(parse_xml(stream, _NAMESPACES))
+            styles_root = parse_xml(stream, _NAMESPACES)
+        package.style_alignments = _along_based_on(styles_root, _own_alignment)
+        package.style_directions = direction.style_directions(
+            styles_root, _along_based_on(styles_root, direction.own_bidi)
+        )
     by_id = {rid: target for rid, _, target, external in relationships if not external}
     section = _first_section(archive.read(names[main.lower()]))
     if section:
@@ -141,16 +153,16 @@ def _first_section(main_part: bytes) -> bytes | None:
 
 
 def alignment_transform(package: WordPackage) -> Callable:
-    """A mammoth document transform naming each aligned paragraph for STYLE_MAP."""
+    """A mammoth document transform naming aligned and right-to-left blocks (and runs) for STYLE_MAP."""
 
-    def align(paragraph):
-        if paragraph.numbering is not None:
-            return paragraph
-        alignment = ALIGNMENTS.get(
-            paragraph.alignment or package.style_alignments.get(paragraph.style_id, "")
+    def name(paragraph):
+        jc, direct = direction.carried_alignment(paragraph.alignment)
+        rtl = package.style_directions.right_to_left(paragraph.style_id) if direct is None else direct
+        paragraph = paragraph.copy(
+            alignment=jc,
+            children=direction.inline_content(paragraph.children, rtl),
+            style_name=None if direction.is_own_style(paragraph.style_name) else paragraph.style_name,
         )
-        if alignment is None:
-            return paragraph
         kind = "p"
         heading = _HEADING_ID.fullmatch(paragraph.style_id or "") or _HEADING_NAME.fullmatch(
             paragraph.style_name or ""
@@ -159,9 +171,59 @@ def alignment_transform(package: WordPackage) -> Callable:
             kind = f"h{heading.group(1)}"
         elif paragraph.style_id == "Heading" or _is_named_heading(paragraph.style_name):
             kind = "h1"  # Apple Pages, as mammoth's default style map has it
+        if paragraph.numbering is not None:
+            if not rtl:
+                return paragraph
+            listed = direction.list_style(paragraph.numbering) if kind == "p" else None
+            return paragraph.copy(style_name=listed or direction.paragraph_style(kind, None))
+        own = jc or package.style_alignments.get(paragraph.style_id, "")
+        if rtl:
+            return paragraph.copy(
+                style_name=direction.paragraph_style(kind, direction.RIGHT_TO_LEFT_ALIGNMENTS.get(own))
+            )
+        alignment = ALIGNMENTS.get(own)
+        if alignment is None:
+            return paragraph
         return paragraph.copy(style_name=_ALIGNED_STYLE.format(kind=kind, alignment=alignment))
 
-    return transforms.paragraph(align)
+    def transform(element):
+        # Tables before their content (the direction marker is their last row), paragraphs after.
+        if isinstance(element, documents.Table):
+            element = direction.unmark_table(element)
+        if isinstance(element, documents.HasChildren | documents.TableCellUnmerged):
+            element = element.copy(children=[transform(child) for child in element.children])
+        if isinstance(element, documents.Paragraph):
+            element = name(element)
+        return element
+
+    def transform_document(document):
+        transformed = transform(document)
+        return transformed.copy(
+            notes=_TransformedNotes(document.notes, transform),
+            comments=[
+                documents.comment(
+                    comment_id=comment.comment_id,
+                    body=[transform(element) for element in comment.body],
+                    author_name=comment.author_name,
+                    author_initials=comment.author_initials,
+                )
+                for comment in document.comments
+            ],
+        )
+
+    return transform_document
+
+
+class _TransformedNotes:
+    """A document's notes, each transformed when mammoth's converter looks it up (all it asks of them)."""
+
+    def __init__(self, notes: documents.Notes, transform: Callable):
+        self._notes = notes
+        self._transform = transform
+
+    def resolve(self, reference):
+        note = self._notes.resolve(reference)
+        return note.copy(body=[self._transform(element) for element in note.body])
 
 
 def _is_named_heading(style_name: str | None) -> bool:
@@ -214,28 +276,33 @@ def _rels_path(part: str) -> str:
     return posixpath.join(posixpath.dirname(part), "_rels", posixpath.basename(part) + ".rels")
 
 
-def _style_alignments(styles) -> dict[str, str]:
-    own: dict[str, str] = {}
+def _own_alignment(style) -> str | None:
+    return style.find_child_or_null("w:pPr").find_child_or_null("w:jc").attributes.get("w:val")
+
+
+def _along_based_on(styles, own_value: Callable) -> dict:
+    """Each paragraph style's own_value, or that of the nearest style it is based on that has one."""
+    own: dict[str, object] = {}
     based_on: dict[str, str] = {}
     for style in styles.find_children("w:style"):
         style_id = style.attributes.get("w:styleId")
         if style_id is None or style.attributes.get("w:type", "paragraph") != "paragraph":
             continue
-        jc = style.find_child_or_null("w:pPr").find_child_or_null("w:jc").attributes.get("w:val")
-        if jc is not None:
-            own[style_id] = jc
+        value = own_value(style)
+        if value is not None:
+            own[style_id] = value
         parent = style.find_child_or_null("w:basedOn").attributes.get("w:val")
         if parent is not None:
             based_on[style_id] = parent
     # Each style's chain is walked once: every style met on a walk gets its answer, so a
     # long basedOn chain costs its length, not its length squared.
-    resolved: dict[str, str | None] = {}
+    resolved: dict[str, object] = {}
     for style_id in set(own) | set(based_on):
         chain: list[str] = []
         on_chain: set[str] = set()
         current: str | None = style_id
         while current is not None and current not in resolved and current not in own:
-            if current in on_chain:  # a basedOn loop without alignment
+            if current in on_chain:  # a basedOn loop without a value
                 current = None
                 break
             chain.append(current)
@@ -249,7 +316,7 @@ def _style_alignments(styles) -> dict[str, str]:
             answer = resolved[current] = own[current]
         for name in chain:
             resolved[name] = answer
-    return {style_id: alignment for style_id, alignment in resolved.items() if alignment is not None}
+    return {style_id: value for style_id, value in resolved.items() if value is not None}
 
 
 def _relationships(archive, names, base: str, rels_path: str) -> list[tuple[str, str, str, bool]]:
