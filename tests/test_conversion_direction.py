@@ -12,7 +12,7 @@ from mammoth.docx import office_xml
 from conversion import ConversionError, convert_payload, direction, sanitise_html, xml_parser
 from tests.documents import corpus_file
 from tests.test_conversion_features import convert as convert_with_header
-from tests.test_conversion_safety import R_NS, W_NS, as_base64, document_xml, docx, relationships
+from tests.test_conversion_safety import PKG_NS, R_NS, W_NS, as_base64, document_xml, docx, relationships
 
 PERSIAN = "سلام دنیا"
 ARABIC = "مرحبا بالعالم"
@@ -56,24 +56,50 @@ NUMBERING = (
 NUMBERED, BULLETED = 1, 2
 
 
-def convert(body: str, styles: str = "", defaults: str = "", footnotes: str = "", style_map: str = "") -> str:
-    """Sanitised HTML of a .docx with this body, these paragraph styles and document defaults."""
+def parts(body: str, styles: str = "", defaults: str = "", footnotes: str = "") -> dict[str, str]:
+    """The XML parts of a document with this body, styles and document defaults, and a numbering part."""
     styles_xml = (
         f'<w:styles xmlns:w="{W_NS}"><w:docDefaults><w:pPrDefault><w:pPr>{defaults}</w:pPr></w:pPrDefault>'
         f"</w:docDefaults>{styles}</w:styles>"
     )
-    extra = {"word/styles.xml": styles_xml, "word/numbering.xml": NUMBERING}
     relations = [
         ("rIdS", f"{R_NS}/styles", "styles.xml", None),
         ("rIdN", f"{R_NS}/numbering", "numbering.xml", None),
     ]
+    found = {"word/styles.xml": styles_xml, "word/numbering.xml": NUMBERING}
     if footnotes:
-        extra["word/footnotes.xml"] = f'<w:footnotes xmlns:w="{W_NS}">{footnotes}</w:footnotes>'
+        found["word/footnotes.xml"] = f'<w:footnotes xmlns:w="{W_NS}">{footnotes}</w:footnotes>'
         relations.append(("rIdF", f"{R_NS}/footnotes", "footnotes.xml", None))
+    found["_rels/.rels"] = relationships(("rId1", f"{R_NS}/officeDocument", "word/document.xml", None))
+    found["word/_rels/document.xml.rels"] = relationships(*relations)
+    found["word/document.xml"] = document_xml(body)
+    return found
+
+
+def as_flat_opc(found: dict[str, str]) -> str:
+    """These parts as a Flat OPC package, as Word's getOoxml() gives a document."""
+    packed = "".join(
+        f'<pkg:part pkg:name="/{name}" pkg:contentType="application/xml">'
+        f"<pkg:xmlData>{xml}</pkg:xmlData></pkg:part>"
+        for name, xml in found.items()
+    )
+    return f'<pkg:package xmlns:pkg="{PKG_NS}">{packed}</pkg:package>'
+
+
+def convert(body: str, styles: str = "", defaults: str = "", footnotes: str = "", style_map: str = "") -> str:
+    """Sanitised HTML of a .docx with this body, these paragraph styles and document defaults."""
+    found = parts(body, styles, defaults, footnotes)
+    document = found.pop("word/document.xml")
+    rels = found.pop("word/_rels/document.xml.rels")
+    del found["_rels/.rels"]
     if style_map:
-        extra["mammoth/style-map"] = style_map
-    package = docx(document_xml(body), document_rels=relationships(*relations), extra=extra)
-    return convert_payload(as_base64(package), "docx").html
+        found["mammoth/style-map"] = style_map
+    return convert_payload(as_base64(docx(document, document_rels=rels, extra=found)), "docx").html
+
+
+def test_flat_opc_and_docx_convert_alike():
+    body = paragraph(run(HEBREW, RTL), BIDI) + item(ARABIC, BULLETED)
+    assert convert_payload(as_flat_opc(parts(body)), "ooxml").html == convert(body)
 
 
 # Paragraphs
