@@ -242,7 +242,9 @@ def unmark_table(table: documents.Table) -> documents.Table:
 def inline_content(children: list, right_to_left: bool) -> list:
     """A paragraph's content without markers; in a left-to-right one, right-to-left runs grouped in spans."""
     pieces = [_unmarked(child) for child in children]
-    if right_to_left:
+    if right_to_left or all(kind != _R for _, kind in pieces):
+        if all(element is child for (element, _), child in zip(pieces, children, strict=True)):
+            return children
         return [element for element, _ in pieces]
     grouped = []
     index = 0

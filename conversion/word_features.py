@@ -158,40 +158,31 @@ def alignment_transform(package: WordPackage) -> Callable:
     def name(paragraph):
         jc, direct = direction.carried_alignment(paragraph.alignment)
         rtl = package.style_directions.right_to_left(paragraph.style_id) if direct is None else direct
-        paragraph = paragraph.copy(
-            alignment=jc,
-            children=direction.inline_content(paragraph.children, rtl),
-            style_name=None if direction.is_own_style(paragraph.style_name) else paragraph.style_name,
-        )
-        kind = "p"
-        heading = _HEADING_ID.fullmatch(paragraph.style_id or "") or _HEADING_NAME.fullmatch(
-            paragraph.style_name or ""
-        )
-        if heading:
-            kind = f"h{heading.group(1)}"
-        elif paragraph.style_id == "Heading" or _is_named_heading(paragraph.style_name):
-            kind = "h1"  # Apple Pages, as mammoth's default style map has it
+        style_name = None if direction.is_own_style(paragraph.style_name) else paragraph.style_name
+        kind = _block_kind(paragraph.style_id, style_name)
         if paragraph.numbering is not None:
-            if not rtl:
-                return paragraph
-            listed = direction.list_style(paragraph.numbering) if kind == "p" else None
-            return paragraph.copy(style_name=listed or direction.paragraph_style(kind, None))
-        own = jc or package.style_alignments.get(paragraph.style_id, "")
-        if rtl:
-            return paragraph.copy(
-                style_name=direction.paragraph_style(kind, direction.RIGHT_TO_LEFT_ALIGNMENTS.get(own))
-            )
-        alignment = ALIGNMENTS.get(own)
-        if alignment is None:
+            if rtl:
+                listed = direction.list_style(paragraph.numbering) if kind == "p" else None
+                style_name = listed or direction.paragraph_style(kind, None)
+        else:
+            own = jc or package.style_alignments.get(paragraph.style_id, "")
+            if rtl:
+                style_name = direction.paragraph_style(kind, direction.RIGHT_TO_LEFT_ALIGNMENTS.get(own))
+            elif own in ALIGNMENTS:
+                style_name = _ALIGNED_STYLE.format(kind=kind, alignment=ALIGNMENTS[own])
+        children = direction.inline_content(paragraph.children, rtl)
+        if children is paragraph.children and (jc, style_name) == (paragraph.alignment, paragraph.style_name):
             return paragraph
-        return paragraph.copy(style_name=_ALIGNED_STYLE.format(kind=kind, alignment=alignment))
+        return paragraph.copy(alignment=jc, children=children, style_name=style_name)
 
     def transform(element):
         # Tables before their content (the direction marker is their last row), paragraphs after.
         if isinstance(element, documents.Table):
             element = direction.unmark_table(element)
         if isinstance(element, documents.HasChildren | documents.TableCellUnmerged):
-            element = element.copy(children=[transform(child) for child in element.children])
+            children = [transform(child) for child in element.children]
+            if any(new is not old for new, old in zip(children, element.children, strict=True)):
+                element = element.copy(children=children)
         if isinstance(element, documents.Paragraph):
             element = name(element)
         return element
@@ -224,6 +215,16 @@ class _TransformedNotes:
     def resolve(self, reference):
         note = self._notes.resolve(reference)
         return note.copy(body=[self._transform(element) for element in note.body])
+
+
+def _block_kind(style_id: str | None, style_name: str | None) -> str:
+    """The element mammoth's default style map makes of a paragraph: h1-h6 for headings, else p."""
+    heading = _HEADING_ID.fullmatch(style_id or "") or _HEADING_NAME.fullmatch(style_name or "")
+    if heading:
+        return f"h{heading.group(1)}"
+    if style_id == "Heading" or _is_named_heading(style_name):
+        return "h1"  # Apple Pages, as mammoth's default style map has it
+    return "p"
 
 
 def _is_named_heading(style_name: str | None) -> bool:
