@@ -7,6 +7,7 @@ import re
 
 import nh3
 
+from .direction import DIRECTED_TAGS
 from .omml import MATHML_ATTRIBUTES
 from .sections import FOOTER_CLASS, HEADER_CLASS, KIND_CLASSES
 from .word_features import ALIGNMENT_CLASSES
@@ -29,6 +30,9 @@ ALLOWED_ATTRIBUTES = {
     # Equations: the MathML elements and attributes the OMML converter writes, nothing else.
     **{tag: set(attributes) for tag, attributes in MATHML_ATTRIBUTES.items() if attributes},
 }
+for _tag in DIRECTED_TAGS:  # right-to-left text (direction.py); the filter keeps rtl and ltr only
+    ALLOWED_ATTRIBUTES.setdefault(_tag, set()).add("dir")
+_DIRECTIONS = frozenset({"rtl", "ltr"})
 ALLOWED_CLASSES = ALIGNMENT_CLASSES | {HEADER_CLASS, FOOTER_CLASS} | (set(KIND_CLASSES.values()) - {""})
 # Dropped together with their content, not just unwrapped.
 _DROPPED_WITH_CONTENT = frozenset(
@@ -76,6 +80,8 @@ def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
         return " ".join(kept) if kept else None
     if attribute == "id":
         return value if value.startswith(ID_PREFIX) else ID_PREFIX + value
+    if attribute == "dir":
+        return value if value in _DIRECTIONS else None
     if tag == "a" and attribute == "href":
         return _safe_link(value)
     if tag == "img" and attribute == "src":
