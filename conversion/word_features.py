@@ -67,6 +67,14 @@ STYLE_MAP = "\n".join(
 )
 
 
+_NAMESPACES = [
+    ("w", "http://schemas.openxmlformats.org/wordprocessingml/2006/main"),
+    ("w", "http://purl.oclc.org/ooxml/wordprocessingml/main"),
+    ("r", "http://schemas.openxmlformats.org/officeDocument/2006/relationships"),
+    ("r", "http://purl.oclc.org/ooxml/officeDocument/relationships"),
+    ("relationships", "http://schemas.openxmlformats.org/package/2006/relationships"),
+]
+
 
 @dataclass
 class WordPackage:
