@@ -62,13 +62,6 @@ _RANK = {BODY: 0, TEXT_BOXES: 1, FOOTNOTES: 2, ENDNOTES: 3, EQUATIONS: 5}  # hea
 # Notes on odd documents, and why any document stays under the target.
 REASONS = {
     "poi-multiple-body.docx": "three w:body elements; Word and mammoth read only the first, counted here",
-    "docx4j-header-no-rels.docx": "the first-page headers of its two sections are not shown: collab shows"
-    " only the first section's default header",
-    "oxpt-hyperlink-in-field.docx": "the even-page header and footer are not shown: collab shows only the"
-    " first section's default header and footer",
-    "oxpt-equation.docx": "equations are not shown: mammoth drops OMML, with a warning",
-    "pandoc-equations.docx": "equations are not shown: mammoth drops OMML, with a warning",
-    "oxpt-complicated.docx": "its equation is not shown: mammoth drops OMML, with a warning",
     "poi-large-bug59058.docx": "hidden text (w:vanish: Top of Form, Expand All...) is shown: mammoth"
     " reads no w:vanish",
 }

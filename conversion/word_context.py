@@ -24,8 +24,8 @@ from mammoth.docx.numbering_xml import Numbering, read_numbering_xml_element
 from mammoth.docx.styles_xml import Styles, read_styles_xml_element
 from mammoth.docx.xmlparser import XmlElement
 
-from .document_source import DocumentSource
 from .archive import zip_entries
+from .document_source import DocumentSource
 from .word_features import TransformedNotes, WordPackage, read_package, transformed_comments
 from .xml_parser import BodyLayout, parse_xml
 
@@ -85,7 +85,8 @@ def read_context(
     """Read a .docx's shared parts and parse its main part.
 
     ``convert_options`` are mammoth's style maps; ``make_transform`` gives the transform of
-    each element (body blocks, notes, comments) from what word_features read of the package; ``images`` converts pictures.
+    each element (body blocks, notes, comments) from what word_features read of the package;
+    ``images`` converts pictures.
     ``layouts`` (by part name) and ``data``: where the main part's blocks lie in the bytes
     the document arrived in (a Flat OPC package's text); without them, the part's own bytes.
     """

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from conversion import convert_payload
 from mammoth.docx.xmlparser import XmlElement
 
+from conversion import convert_payload
 from conversion.sections import shown_parts
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
@@ -32,9 +32,8 @@ def package(body: str, parts: dict[str, tuple[str, str]], even_and_odd: bool = F
     """A Flat OPC package; parts: part id -> ("header"|"footer", its text)."""
 
     def part(name: str, content_type: str, xml: str) -> str:
-        return (
-            f'<pkg:part pkg:name="{name}" pkg:contentType="{content_type}"><pkg:xmlData>{xml}</pkg:xmlData></pkg:part>'
-        )
+        start = f'<pkg:part pkg:name="{name}" pkg:contentType="{content_type}">'
+        return f"{start}<pkg:xmlData>{xml}</pkg:xmlData></pkg:part>"
 
     relations = [f'<Relationship Id="rIdSettings" Type="{R_NS}/settings" Target="settings.xml"/>']
     written = []
@@ -50,7 +49,8 @@ def package(body: str, parts: dict[str, tuple[str, str]], even_and_odd: bool = F
             "/_rels/.rels",
             RELS_TYPE,
             '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-            f'<Relationship Id="rId1" Type="{R_NS}/officeDocument" Target="word/document.xml"/></Relationships>',
+            f'<Relationship Id="rId1" Type="{R_NS}/officeDocument" Target="word/document.xml"/>'
+            "</Relationships>",
         )
         + part(
             "/word/_rels/document.xml.rels",
