@@ -269,7 +269,9 @@ async def test_after_a_worker_restart_the_next_version_converts_whole_and_right(
         assert (await pool.convert(text, "ooxml", owner="session-a")).reused_blocks > 50
         (pid,) = pool.pids
         os.kill(pid, signal.SIGKILL)
-        while is_running(pid):
+        deadline = time.monotonic() + 30
+        while pid in pool.pids:  # the pool sees an idle worker's death when it asks
+            assert time.monotonic() < deadline, "the killed worker still looks alive"
             await asyncio.sleep(0.05)
         text = edited(text, " after")
         converted = await pool.convert(text, "ooxml", owner="session-a")
