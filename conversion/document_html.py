@@ -61,7 +61,7 @@ def convert_document(context: WordContext, limits: Limits) -> ConvertedDocument:
             context.trackable = False
             pending = [
                 Block([element], start, end)
-                for element, (start, end) in zip(context.body, source.block_ranges())
+                for element, (start, end) in zip(context.body, source.block_ranges(), strict=True)
             ]
     units = [converting.convert(block) for block in pending]
     context.body = []  # the parsed tree is not needed again; it is most of the memory

@@ -52,7 +52,8 @@ class DocumentSource:
             if prefix != _WRAPPER_PREFIX
         )
         prefix = _WRAPPER_PREFIX
-        start = f"<{prefix}:document xmlns:{prefix}={quoteattr(self.body_namespace)}{declarations}><{prefix}:body>"
+        own = f"xmlns:{prefix}={quoteattr(self.body_namespace)}"
+        start = f"<{prefix}:document {own}{declarations}><{prefix}:body>"
         end = f"</{prefix}:body></{prefix}:document>"
         return start.encode(), end.encode()
 

@@ -19,10 +19,10 @@ import zipfile
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from .archive import zip_entries
 from .document_html import ConvertedDocument
 from .limits import DEFAULT_LIMITS, Limits
 from .mammoth_html import convert_docx_changed
-from .archive import zip_entries
 from .payloads import decode_docx, flat_opc_bytes
 
 if TYPE_CHECKING:

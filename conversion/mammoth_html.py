@@ -13,16 +13,20 @@ import zlib
 import mammoth
 from mammoth import html as mammoth_html
 
-from . import style_matching, xml_parser
-from .document_html import ConvertedDocument, convert_changed, convert_document
+from . import direction, omml, style_matching, xml_parser
+from .document_html import HTML_FINISHERS, ConvertedDocument, convert_changed, convert_document
 from .errors import ConversionError
 from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits, MiB
 from .word_context import read_context
-from .word_features import STYLE_MAP, alignment_transform, part_as_docx, read_package
+from .word_features import STYLE_MAP, alignment_transform, element_transform, part_as_docx, read_package
 from .xml_parser import BodyLayout, parsing_within
 
 xml_parser.install()
 style_matching.install()
+direction.install()
+# Equations: the MathML carried as marked text through mammoth becomes markup again.
+if omml.finish_html not in HTML_FINISHERS:
+    HTML_FINISHERS.append(omml.finish_html)
 
 # Raster types every browser shows. SVG can carry script and links; EMF/WMF and the
 # rest do not display in browsers anyway.
@@ -146,7 +150,7 @@ def convert_docx(
         context = read_context(
             docx,
             convert_options,
-            alignment_transform,
+            element_transform,
             images,
             lambda part, tag: _convert_part(docx, part, tag, images),
             other_warnings,

@@ -34,7 +34,6 @@ def convert_word(content: str | bytes, kind: str, limits: Limits) -> ConvertedDo
     return document
 
 
-
 def as_text(content: str | bytes) -> str:
     if isinstance(content, str):
         return content

@@ -7,6 +7,8 @@ import re
 
 import nh3
 
+from .direction import DIRECTED_TAGS
+from .omml import MATHML_ATTRIBUTES
 from .sections import FOOTER_CLASS, HEADER_CLASS, KIND_CLASSES
 from .word_features import ALIGNMENT_CLASSES
 
@@ -17,7 +19,7 @@ ALLOWED_TAGS = frozenset(
         "ul", "ol", "li", "br", "blockquote", "pre", "code", "span", "div", "hr",
         "dl", "dt", "dd", "mark", "header", "footer",
     }
-)  # fmt: skip
+) | frozenset(MATHML_ATTRIBUTES)  # fmt: skip
 ALLOWED_ATTRIBUTES = {
     "*": {"id", "class"},  # mammoth's ids anchor footnotes, endnotes, comments, bookmarks
     "a": {"href"},
@@ -25,14 +27,19 @@ ALLOWED_ATTRIBUTES = {
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan"},
     "ol": {"start"},
+    # Equations: the MathML elements and attributes the OMML converter writes, nothing else.
+    **{tag: set(attributes) for tag, attributes in MATHML_ATTRIBUTES.items() if attributes},
 }
+for _tag in DIRECTED_TAGS:  # right-to-left text (direction.py); the filter keeps rtl and ltr only
+    ALLOWED_ATTRIBUTES.setdefault(_tag, set()).add("dir")
+_DIRECTIONS = frozenset({"rtl", "ltr"})
 ALLOWED_CLASSES = ALIGNMENT_CLASSES | {HEADER_CLASS, FOOTER_CLASS} | (set(KIND_CLASSES.values()) - {""})
 # Dropped together with their content, not just unwrapped.
 _DROPPED_WITH_CONTENT = frozenset(
     {
         "script", "style", "template", "noscript", "iframe", "frame", "frameset",
-        "object", "embed", "svg", "math", "textarea", "select", "title", "noembed",
-        "noframes", "xmp",
+        "object", "embed", "svg", "textarea", "select", "title", "noembed",
+        "noframes", "xmp", "annotation", "annotation-xml",
     }
 )  # fmt: skip
 # nh3 checks schemes before our filter narrows them: data: must pass it for images.
@@ -73,11 +80,16 @@ def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
         return " ".join(kept) if kept else None
     if attribute == "id":
         return value if value.startswith(ID_PREFIX) else ID_PREFIX + value
+    if attribute == "dir":
+        return value if value in _DIRECTIONS else None
     if tag == "a" and attribute == "href":
         return _safe_link(value)
     if tag == "img" and attribute == "src":
         url = _URL_IGNORED_CHARACTERS.sub("", value)
         return url if _DATA_IMAGE.fullmatch(url) else None
+    if tag in MATHML_ATTRIBUTES:
+        allowed = MATHML_ATTRIBUTES[tag].get(attribute)
+        return value if allowed is not None and allowed.fullmatch(value) else None
     return value
 
 

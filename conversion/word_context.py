@@ -24,9 +24,9 @@ from mammoth.docx.numbering_xml import Numbering, read_numbering_xml_element
 from mammoth.docx.styles_xml import Styles, read_styles_xml_element
 from mammoth.docx.xmlparser import XmlElement
 
-from .document_source import DocumentSource
 from .archive import zip_entries
-from .word_features import WordPackage, read_package
+from .document_source import DocumentSource
+from .word_features import TransformedNotes, WordPackage, read_package, transformed_comments
 from .xml_parser import BodyLayout, parse_xml
 
 
@@ -84,8 +84,9 @@ def read_context(
 ) -> WordContext:
     """Read a .docx's shared parts and parse its main part.
 
-    ``convert_options`` are mammoth's style maps; ``make_transform`` gives the document
-    transform from what word_features read of the package; ``images`` converts pictures.
+    ``convert_options`` are mammoth's style maps; ``make_transform`` gives the transform of
+    each element (body blocks, notes, comments) from what word_features read of the package;
+    ``images`` converts pictures.
     ``layouts`` (by part name) and ``data``: where the main part's blocks lie in the bytes
     the document arrived in (a Flat OPC package's text); without them, the part's own bytes.
     """
@@ -122,6 +123,7 @@ def read_context(
         layout, data = own_layout, archive.read(main)
     else:
         layout = layouts.get(main, BodyLayout())
+    transform = make_transform(package)
     return WordContext(
         archive=archive,
         archive_bytes=len(docx_bytes),
@@ -129,11 +131,11 @@ def read_context(
         entries=zip_entries(archive),
         package=package,
         body_reader=_reader_for(zip_file, shared, main),
-        notes=documents.notes(notes),
-        comments={comment.comment_id: comment for comment in comments},
+        notes=TransformedNotes(documents.notes(notes), transform),
+        comments={comment.comment_id: comment for comment in transformed_comments(comments, transform)},
         style_map=chosen["style_map"],
         ignore_empty_paragraphs=chosen["ignore_empty_paragraphs"],
-        transform=make_transform(package),
+        transform=transform,
         images=images,
         convert_part=convert_part,
         messages=read_options.messages + referents.messages,

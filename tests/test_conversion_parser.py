@@ -25,6 +25,12 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 NAMESPACES = office_xml._namespaces
 
 
+@pytest.fixture(autouse=True)
+def rewrites_off(monkeypatch):
+    """The parsers are compared as mammoth's reader would see them without collab's rewrites."""
+    monkeypatch.setattr(xml_parser, "ELEMENT_REWRITES", {})
+
+
 def test_mammoth_is_the_release_the_parser_was_checked_against():
     # An upgrade must re-run these tests and update MAMMOTH_VERSION deliberately.
     assert importlib.metadata.version("mammoth") == xml_parser.MAMMOTH_VERSION == "1.13.0"
@@ -55,6 +61,12 @@ def test_conversion_never_falls_back_to_minidom(monkeypatch):
         assert convert_payload(base64.b64encode(data).decode(), "docx").html
 
 
+@pytest.fixture
+def without_rewrites(monkeypatch):
+    """The parser as a plain replacement of mammoth's: no feature's rewrites (tested with each feature)."""
+    monkeypatch.setattr(xml_parser, "ELEMENT_REWRITES", {})
+
+
 @cache
 def _docx_bytes(path: Path) -> bytes:
     if path.suffix == ".xml":
@@ -74,7 +86,7 @@ TREE_FILES = [path for path in CONVERTIBLE_FILES if path.name != "poi-large-bug6
 
 
 @pytest.mark.parametrize("path", TREE_FILES, ids=[path.name for path in TREE_FILES])
-def test_both_parsers_give_equal_trees_for_every_part(path):
+def test_both_parsers_give_equal_trees_for_every_part(path, without_rewrites):
     compared = 0
     for name, data in _xml_entries(_docx_bytes(path)):
         with garbage_collection_paused():
@@ -88,7 +100,7 @@ def test_both_parsers_give_equal_trees_for_every_part(path):
 
 
 @pytest.mark.parametrize("path", CONVERTIBLE_FILES, ids=[path.name for path in CONVERTIBLE_FILES])
-def test_html_before_sanitising_is_identical_to_mammoths(path, monkeypatch):
+def test_html_before_sanitising_is_identical_to_mammoths(path, monkeypatch, without_rewrites):
     data = _docx_bytes(path)
     fast = docx_to_html(data)
     # mammoth as released: its own parser and style look-up.

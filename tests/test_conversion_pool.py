@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conversion import ConversionError, ConversionPool, Limits
+from conversion import ConversionError, ConversionPool, Limits, convert_payload
 from tests import documents
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -235,3 +235,54 @@ async def test_document_needing_too_much_memory_is_refused_and_the_worker_serves
         assert pool.pids == [pid]
     finally:
         pool.close()
+
+
+def edited(text: str, word: str) -> str:
+    """The package with one body paragraph's text changed (the first w:t after the body's start)."""
+    at = text.index("</w:t>", text.index("<w:body>"))
+    return text[:at] + word + text[at:]
+
+
+async def test_a_session_keeps_its_worker_and_converts_only_what_changed():
+    pool = ConversionPool(workers=2)
+    try:
+        text = flat_opc("docx4j-sample-docx.xml")
+        first = await pool.convert(text, "ooxml", owner="session-a")
+        assert first.reused_blocks == 0
+        for number in range(4):
+            # Another session's conversions in between do not take its kept version away.
+            await pool.convert(flat_opc("docx4j-endnotes.xml"), "ooxml", owner=f"other-{number}")
+            text = edited(text, f" edit {number}")
+            converted = await pool.convert(text, "ooxml", owner="session-a")
+            assert converted.reused_blocks > 50
+            assert converted.html == convert_payload(text).html
+    finally:
+        pool.close()
+
+
+async def test_after_a_worker_restart_the_next_version_converts_whole_and_right():
+    pool = ConversionPool(workers=1)
+    try:
+        text = flat_opc("docx4j-sample-docx.xml")
+        await pool.convert(text, "ooxml", owner="session-a")
+        text = edited(text, " before")
+        assert (await pool.convert(text, "ooxml", owner="session-a")).reused_blocks > 50
+        (pid,) = pool.pids
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while pid in pool.pids:  # the pool sees an idle worker's death when it asks
+            assert time.monotonic() < deadline, "the killed worker still looks alive"
+            await asyncio.sleep(0.05)
+        text = edited(text, " after")
+        converted = await pool.convert(text, "ooxml", owner="session-a")
+        assert converted.reused_blocks == 0
+        assert converted.html == convert_payload(text).html
+        text = edited(text, " again")
+        assert (await pool.convert(text, "ooxml", owner="session-a")).reused_blocks > 50
+    finally:
+        pool.close()
+
+
+async def test_what_the_next_version_reuses_never_leaves_the_worker(pool):
+    converted = await pool.convert(flat_opc("docx4j-sample-docx.xml"), "ooxml", owner="session-a")
+    assert converted.document is None
