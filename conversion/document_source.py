@@ -70,4 +70,4 @@ class DocumentSource:
             root = parse_xml(io.BytesIO(wrapped), office_xml._namespaces, layout=layout)
         elements = [child for child in root.find_child("w:body").children if isinstance(child, XmlElement)]
         starts = [position + offset for position in layout.starts]
-        return elements, list(zip(starts, [*starts[1:], end], strict=True))
+        return elements, list(zip(starts, [*starts[1:], end] if starts else [], strict=True))

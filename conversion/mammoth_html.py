@@ -18,7 +18,13 @@ from .document_html import HTML_FINISHERS, ConvertedDocument, convert_changed, c
 from .errors import ConversionError
 from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits, MiB
 from .word_context import read_context
-from .word_features import STYLE_MAP, alignment_transform, element_transform, part_as_docx, read_package
+from .word_features import (
+    STYLE_MAP,
+    WordPackage,
+    alignment_transform,
+    element_transform,
+    part_as_docx,
+)
 from .xml_parser import BodyLayout, parsing_within
 
 xml_parser.install()
@@ -152,7 +158,7 @@ def convert_docx(
             convert_options,
             element_transform,
             images,
-            lambda part, tag: _convert_part(docx, part, tag, images),
+            lambda part, tag, package: _convert_part(docx, part, tag, images, package),
             other_warnings,
             layouts,
             data,
@@ -216,11 +222,10 @@ def _embedded_style_map(archive: zipfile.ZipFile, warnings: list[str]) -> str:
     return text
 
 
-def _convert_part(docx: bytes, part: str, kind: str, images: ImageBudget):
+def _convert_part(docx: bytes, part: str, kind: str, images: ImageBudget, package: WordPackage):
     """A header or footer part through mammoth as a document of its own; None if it cannot be read."""
     try:
         with zipfile.ZipFile(io.BytesIO(docx)) as archive:
-            package = read_package(archive)
             # Its own id prefix keeps its bookmarks and notes apart from the body's.
             # The package's own style map was never read for a header or footer: it still is not.
             return mammoth.convert_to_html(

@@ -46,7 +46,7 @@ class WordContext:
     ignore_empty_paragraphs: bool
     transform: Callable  # the document transform, applied to each top-level element
     images: Any  # the ImageBudget that converts pictures and counts them
-    convert_part: Callable  # a header or footer part's name to mammoth's Result, or None
+    convert_part: Callable  # (part name, "header"|"footer", package) to mammoth's Result, or None
     messages: list  # from reading the style maps, notes and comments
     other_warnings: list  # collab's own, from reading the package
     body: list  # the main part's top-level body elements as parsed (before mammoth reads them)
