@@ -150,7 +150,12 @@ def parse_xml(fileobj: IO[bytes], namespace_mapping=None, *, layout: BodyLayout 
         parser.StartNamespaceDeclHandler = declare
     parser.StartCdataSectionHandler = start_cdata
     parser.EndCdataSectionHandler = end_cdata
-    parser.ParseFile(fileobj)
+    try:
+        parser.ParseFile(fileobj)
+    finally:
+        # The handlers that note offsets refer to the parser, which refers to them: without
+        # this cycle broken the whole tree waits for the cyclic collector to be freed.
+        parser.StartElementHandler = parser.EndElementHandler = parser.StartNamespaceDeclHandler = None
     return root.children[0]
 
 
