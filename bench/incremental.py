@@ -38,8 +38,7 @@ from pathlib import Path
 
 from bench.conversion import machine
 from bench.fanout import Word
-from conversion import convert_payload
-from conversion.incremental import IncrementalConverter
+from conversion import IncrementalConverter, convert_payload
 from tests.servers import Server, child_env, run_manage
 from tests.word_markup import (
     WordDocument,

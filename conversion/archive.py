@@ -11,12 +11,14 @@ import zipfile
 import zlib
 
 from .errors import ConversionError
-from .limits import Limits, MiB
+from .limits import TOO_MUCH_MEMORY, Limits, MiB
 
 DAMAGED = "damaged archive"
 # Small entries compress far beyond any ratio when repetitive (an empty settings part,
 # a run of zeros in an image), and cannot hurt; the ratio only guards big entries.
 _RATIO_CHECKED_FROM_BYTES = 1 * MiB
+# Memory a conversion needs per byte of an XML part, with room for what is built from its tree.
+_TREE_BYTES_PER_XML_BYTE = 16
 _CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK"
 _ENCRYPTED_FLAG = 0x1
@@ -67,6 +69,15 @@ def _check_entries(entries: list[zipfile.ZipInfo], limits: Limits) -> None:
             and entry.file_size > limits.max_compression_ratio * max(entry.compress_size, 1)
         ):
             raise ConversionError("document looks like a zip bomb (a part is compressed too well)")
+        # The parsed tree of an XML part takes about 11 times its size (measured on the
+        # corpus' largest); refused here, before the worker runs out of memory mid-parse,
+        # where the allocator can spin instead of failing cleanly.
+        if (
+            limits.max_memory_bytes
+            and entry.filename.lower().endswith((".xml", ".rels"))
+            and entry.file_size * _TREE_BYTES_PER_XML_BYTE > limits.max_memory_bytes
+        ):
+            raise ConversionError(TOO_MUCH_MEMORY)
 
 
 def _check_name(name: str) -> None:

@@ -180,12 +180,13 @@ def converting_safely(limits: Limits):
     try:
         with parsing_within(limits.max_xml_depth), garbage_collection_paused():
             yield
+        return
     except ConversionError:
         raise
     except RecursionError as error:
         raise ConversionError("document is nested too deeply") from error
-    except MemoryError as error:
-        raise ConversionError(TOO_MUCH_MEMORY) from error
+    except MemoryError:
+        pass  # raised below: this exception's frames hold all the conversion had built
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise ConversionError("damaged archive") from error
     except xml.parsers.expat.ExpatError as error:
@@ -200,6 +201,8 @@ def converting_safely(limits: Limits):
     except Exception as error:
         # mammoth has no error hierarchy; whatever it raises, the client gets no internals.
         raise ConversionError("document could not be converted") from error
+    # Out of the except block, so nothing keeps the MemoryError, its frames or their memory.
+    raise ConversionError(TOO_MUCH_MEMORY)
 
 
 def _embedded_style_map(archive: zipfile.ZipFile, warnings: list[str]) -> str:

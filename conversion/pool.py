@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConversionError
+from .kept_conversions import ConversionStates
 from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-    from . import Converted
+    from .converting import Converted
 
 TIMED_OUT = "conversion timed out"
 WORKER_FAILED = "conversion worker failed"
@@ -294,9 +295,6 @@ class _Worker:
 
 def worker_main(connection: Connection) -> None:
     """Serve conversions over connection until the parent goes away (runs in the child)."""
-    # Imported here: the package imports this module before ConversionStates exists.
-    from . import ConversionStates
-
     # Ctrl-C in a terminal reaches the whole process group; the parent decides our end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # mammoth walks the XML tree recursively, several frames per level; this process

@@ -34,6 +34,18 @@ _max_depth: contextvars.ContextVar[int] = contextvars.ContextVar(
     "max_xml_depth", default=DEFAULT_LIMITS.max_xml_depth
 )
 _BUFFER_BYTES = 64 * 1024
+_HANDLERS = (
+    "StartDoctypeDeclHandler",
+    "EntityDeclHandler",
+    "StartElementHandler",
+    "EndElementHandler",
+    "CharacterDataHandler",
+    "CommentHandler",
+    "ProcessingInstructionHandler",
+    "StartNamespaceDeclHandler",
+    "StartCdataSectionHandler",
+    "EndCdataSectionHandler",
+)
 # Rewrites of finished elements, by the name mammoth gives them ("w:p", "{uri}oMath"):
 # conversion features register here what mammoth's reader should see instead. A rewrite
 # gets the finished element and the name of its parent, and returns the element (or a
@@ -153,9 +165,11 @@ def parse_xml(fileobj: IO[bytes], namespace_mapping=None, *, layout: BodyLayout 
     try:
         parser.ParseFile(fileobj)
     finally:
-        # The handlers that note offsets refer to the parser, which refers to them: without
-        # this cycle broken the whole tree waits for the cyclic collector to be freed.
-        parser.StartElementHandler = parser.EndElementHandler = parser.StartNamespaceDeclHandler = None
+        # The handlers refer to the parser (its offsets), which refers to them: unless this
+        # cycle is broken, the tree waits for the cyclic collector, paused during a
+        # conversion, and a document that ran out of memory keeps it all until then.
+        for handler in _HANDLERS:
+            setattr(parser, handler, None)
     return root.children[0]
 
 

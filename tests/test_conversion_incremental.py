@@ -13,8 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from conversion import ConversionError, Limits, convert_payload
-from conversion.incremental import IncrementalConverter
+from conversion import ConversionError, IncrementalConverter, Limits, convert_payload
 from tests.documents import corpus_file
 from tests.word_markup import (
     STYLE_CHANGES,

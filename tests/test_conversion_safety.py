@@ -520,3 +520,19 @@ def test_file_and_remote_template_references_are_not_followed(no_network):
     )
     result = convert_payload(as_base64(docx(document_xml(body), document_rels=rels)), "docx")
     assert result.html == '<p><a rel="noopener noreferrer">local file</a></p>'
+
+
+def test_a_part_too_large_to_parse_in_the_memory_allowed_is_refused_before_parsing():
+    # The parsed tree takes about 11 times a part's bytes: 1 MiB of XML under a 8 MiB cap.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("_rels/.rels", relationships(("rId1", OFFICE_DOCUMENT, "word/document.xml", None)))
+        paragraphs = "<w:p><w:r><w:t>text</w:t></w:r></w:p>" * (MiB // 36)
+        archive.writestr(
+            "word/document.xml", f'<w:document xmlns:w="{W_NS}"><w:body>{paragraphs}</w:body></w:document>'
+        )
+    document = as_base64(buffer.getvalue())
+    assert convert_payload(document, "docx").html.startswith("<p>text</p>")
+    with pytest.raises(ConversionError) as refused:
+        convert_payload(document, "docx", Limits(max_memory_bytes=8 * MiB))
+    assert refused.value.reason == "document needs too much memory"
