@@ -5,9 +5,11 @@
 Each editor document of tests/editor_documents/ goes HTML -> .docx (``html_to_docx``) ->
 HTML (``convert_payload`` of that .docx, as when Word publishes the document unchanged),
 and both HTMLs are read the same way: the words (as bench/fidelity.py cuts them, block
-elements apart), the headings, list items, table cells, links and pictures, and the words
-that are bold, italic and right-to-left (under ``dir="rtl"``, on the element or one
-around it). The editor's side is its HTML as html_to_docx reads it, sanitised.
+elements apart), the headings, list items, table cells, links and pictures, the words that
+are bold, italic, or underlined, struck, sub- or superscript or highlighted ("other
+formatting"), and the words kept in their direction: right to left under ``dir="rtl"``
+(on the element or one around it), left to right elsewhere. The editor's side is its HTML
+as html_to_docx reads it, sanitised.
 
 ``--candidates`` measures the other converters weighed for this too, when they are
 installed (pypandoc-binary, htmldocx; not in requirements.txt): the same figures, the
@@ -46,7 +48,14 @@ _BLOCKS = frozenset(
     | {"br", "div", "blockquote", "pre", "dl", "dt", "dd", "hr", "img", "header", "footer"}
 )
 _VOID = frozenset({"br", "img", "hr", "wbr"})
-_BOLD, _ITALIC = frozenset({"b", "strong"}), frozenset({"i", "em"})
+# The formatting counted, by element (and the styles web editors write instead of some).
+_MARKS = {
+    "b": "bold", "strong": "bold", "i": "italic", "em": "italic",
+    "u": "underline", "ins": "underline", "s": "strike", "strike": "strike", "del": "strike",
+    "sub": "subscript", "sup": "superscript", "mark": "highlight",
+}  # fmt: skip
+_OTHER_FORMATTING = ("underline", "strike", "subscript", "superscript", "highlight")
+_RIGHT_TO_LEFT = "rtl"
 
 
 @dataclass
@@ -59,20 +68,23 @@ class Figures:
     cells: int = 0
     links: int = 0
     pictures: int = 0
-    bold: Counter = field(default_factory=Counter)  # words in bold
-    italic: Counter = field(default_factory=Counter)
-    right_to_left: Counter = field(default_factory=Counter)  # words shown right to left
+    # Words with each formatting (and rtl: shown right to left), as (formatting, word).
+    marked: Counter = field(default_factory=Counter)
+    directed: Counter = field(default_factory=Counter)  # (right to left?, word) for every word
+
+    def with_mark(self, *marks: str) -> Counter:
+        return Counter({key: count for key, count in self.marked.items() if key[0] in marks})
 
 
 class _Reader(HTMLParser):
     def __init__(self):
         super().__init__(convert_charrefs=True)
         self.figures = Figures()
-        self._open: list[tuple[str, bool, bool, bool]] = [("", False, False, False)]  # tag, bold, italic, rtl
-        self._text: list[tuple[str, bool, bool, bool]] = []
+        self._open: list[tuple[str, frozenset[str]]] = [("", frozenset())]  # tag, marks
+        self._text: list[tuple[str, frozenset[str]]] = []
 
     def handle_starttag(self, tag, attrs):
-        attributes = dict(attrs)
+        attributes = {name: value or "" for name, value in attrs}
         figures = self.figures
         if tag in _BLOCKS:
             self._flush()
@@ -88,16 +100,19 @@ class _Reader(HTMLParser):
             figures.pictures += 1
         if tag in _VOID:
             return
-        _, bold, italic, rtl = self._open[-1]
-        direction = attributes.get("dir")
-        self._open.append(
-            (
-                tag,
-                bold or tag in _BOLD,
-                italic or tag in _ITALIC,
-                rtl if direction not in ("rtl", "ltr") else direction == "rtl",
-            )
-        )
+        marks = set(self._open[-1][1])
+        if tag in _MARKS:
+            marks.add(_MARKS[tag])
+        style = attributes.get("style", "").replace(" ", "")
+        if "text-decoration:underline" in style:
+            marks.add("underline")
+        if "text-decoration:line-through" in style:
+            marks.add("strike")
+        if attributes.get("dir") in ("rtl", "ltr"):
+            marks.discard(_RIGHT_TO_LEFT)
+            if attributes["dir"] == "rtl":
+                marks.add(_RIGHT_TO_LEFT)
+        self._open.append((tag, frozenset(marks)))
 
     def handle_endtag(self, tag):
         if tag in _VOID:
@@ -108,21 +123,16 @@ class _Reader(HTMLParser):
             pass
 
     def handle_data(self, data):
-        self._text.append((data, *self._open[-1][1:]))
+        self._text.append((data, self._open[-1][1]))
 
     def _flush(self):
-        # A word cut across inline elements counts once, with what its first piece has.
-        text = "".join(piece for piece, *_ in self._text)
+        # A word cut across inline elements counts once, in its block.
         figures = self.figures
-        figures.words.update(words(text))
-        for piece, bold, italic, rtl in self._text:
+        figures.words.update(words("".join(piece for piece, _ in self._text)))
+        for piece, marks in self._text:
             for word in words(piece):
-                if bold:
-                    figures.bold[word] += 1
-                if italic:
-                    figures.italic[word] += 1
-                if rtl:
-                    figures.right_to_left[word] += 1
+                figures.marked.update((mark, word) for mark in marks)
+                figures.directed[(_RIGHT_TO_LEFT in marks, word)] += 1
         self._text.clear()
 
 
@@ -151,10 +161,16 @@ def shortfalls(before: Figures, after: Figures) -> list[str]:
     for name in ("headings", "list_items", "cells", "links", "pictures"):
         if getattr(before, name) != getattr(after, name):
             found.append(f"{name} {getattr(before, name)} -> {getattr(after, name)}")
-    for name in ("bold", "italic", "right_to_left"):
-        kept = share_kept(getattr(before, name), getattr(after, name))
+    for name, marks in (
+        ("bold", ("bold",)),
+        ("italic", ("italic",)),
+        ("other formatting", _OTHER_FORMATTING),
+    ):
+        kept = share_kept(before.with_mark(*marks), after.with_mark(*marks))
         if kept < 1.0:
             found.append(f"{name} words kept {kept:.1%}")
+    if share_kept(before.directed, after.directed) < 1.0:
+        found.append(f"words in their direction {share_kept(before.directed, after.directed):.1%}")
     return found
 
 
@@ -206,25 +222,27 @@ def _share(before: Counter, after: Counter) -> str:
 def render(results: list[Result]) -> str:
     """A Markdown table of the results."""
     lines = [
-        "| document | words | kept | headings | list items | cells | links | pictures | bold | italic | rtl"
-        " | ms to .docx |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| document | words | kept | headings | list items | cells | links | pictures | bold | italic"
+        " | other formatting | direction | ms to .docx |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         before, after = result.before, result.after
         if after is None:
-            lines.append(f"| {result.name} | {sum(before.words.values())} | {result.note} |" + " |" * 10)
+            lines.append(f"| {result.name} | {sum(before.words.values())} | {result.note} |" + " |" * 11)
             continue
+        shares = [
+            _share(before.with_mark(*marks), after.with_mark(*marks))
+            for marks in (("bold",), ("italic",), _OTHER_FORMATTING)
+        ]
+        shares.append(_share(before.directed, after.directed))
         lines.append(
             f"| {result.name} | {sum(before.words.values())} | {share_kept(before.words, after.words):.1%}"
             + "".join(
                 f" | {_count(getattr(before, name), getattr(after, name))}"
                 for name in ("headings", "list_items", "cells", "links", "pictures")
             )
-            + "".join(
-                f" | {_share(getattr(before, name), getattr(after, name))}"
-                for name in ("bold", "italic", "right_to_left")
-            )
+            + "".join(f" | {share}" for share in shares)
             + f" | {result.milliseconds:.1f} |"
         )
     return "\n".join(lines)
