@@ -10,14 +10,14 @@ docs/FIDELITY.md ("HTML to Word"); the package around it is docx_package.
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 
-from .docx_package import Body, check_properties, package
+from .docx_package import check_properties, package
 from .errors import ConversionError
 from .html_scan import scan_html
 from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits, check_input_size
 from .sanitise import sanitise_html_for_word
-from .wordml_body import BodyWriter
+from .sanitised_html import END, START, TEXT, tokens
+from .wordml_body import write_body
 
 NOT_TEXT = "the HTML must be text"
 NOT_UNICODE = "the HTML is not valid Unicode text"
@@ -39,10 +39,7 @@ def html_to_docx(
         raise ValueError("the title must be text")
     clean = _sanitised(html, limits)
     try:
-        writer = BodyWriter(limits)
-        writer.feed(clean)
-        body: Body = writer.finish()
-        return package(body, properties, title)
+        return package(write_body(clean, limits), properties, title)
     except ConversionError:
         raise
     except MemoryError as error:
@@ -57,10 +54,20 @@ def first_heading(html: str, limits: Limits = DEFAULT_LIMITS) -> str | None:
 
     Read from the sanitised HTML, as the document shows it; ConversionError as html_to_docx.
     """
-    finder = _FirstHeading()
-    finder.feed(_sanitised(html, limits))
-    finder.close()
-    return finder.heading
+    depth = 0  # open headings: a heading in a heading is part of it
+    text: list[str] = []
+    for kind, name, value in tokens(_sanitised(html, limits)):
+        if kind == TEXT:
+            if depth:
+                text.append(value)
+        elif name in _HEADINGS:
+            depth += 1 if kind == START else -1 if depth and kind == END else 0
+            if kind == END and not depth:
+                heading = _WHITE_SPACE.sub(" ", "".join(text)).strip()
+                if heading:
+                    return heading
+                text.clear()
+    return None
 
 
 def _sanitised(html: str, limits: Limits) -> str:
@@ -76,28 +83,3 @@ def _sanitised(html: str, limits: Limits) -> str:
     # Nesting and elements are checked before nh3 spends time and memory on them.
     scan_html(html, limits)
     return sanitise_html_for_word(html)
-
-
-class _FirstHeading(HTMLParser):
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.heading: str | None = None
-        self._depth = 0  # open headings (a heading in a heading is part of it)
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag in _HEADINGS and self.heading is None:
-            self._depth += 1
-
-    def handle_endtag(self, tag):
-        if tag in _HEADINGS and self._depth:
-            self._depth -= 1
-            if not self._depth:
-                text = _WHITE_SPACE.sub(" ", "".join(self._text)).strip()
-                self._text.clear()
-                if text:
-                    self.heading = text
-
-    def handle_data(self, data):
-        if self._depth:
-            self._text.append(data)

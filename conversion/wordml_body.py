@@ -1,7 +1,7 @@
 """Sanitised HTML as the body of a Word document: paragraphs, runs, lists, links, pictures, tables.
 
-One pass of Python's HTML parser over the sanitiser's output, which is well-formed and
-nested no deeper than the limits allow. Nothing recurses: each open element is a frame on
+One pass over the sanitiser's output (sanitised_html), which is well-formed and nested no
+deeper than the limits allow. Nothing recurses: each open element is a frame on
 a stack that carries what its content inherits (the run formatting, the block context),
 worked out once when the element opens, so the cost is linear in the HTML. Paragraphs
 start when content arrives and end at the next block boundary, as a browser lays them out:
@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
-from html.parser import HTMLParser
 from xml.sax.saxutils import escape, quoteattr
 
 from .docx_package import BULLET, LIST_INDENT, TEXT_HEIGHT, TEXT_WIDTH, Body, Numbering, xml_text
 from .limits import Limits
 from .sanitise import ID_PREFIX
+from .sanitised_html import END, START, tokens
 from .wordml_images import Pictures
 from .wordml_tables import (
     EMPTY_PARAGRAPH,
@@ -46,6 +46,11 @@ _BLOCKS = frozenset(
     | {"table", "thead", "tbody", "tfoot", "tr", "td", "th"}
     | set(_HEADINGS)
 )
+# Inline elements that format their text.
+_INLINE = frozenset(
+    {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "sub", "sup", "code", "mark"}
+)
+_NO_ATTRIBUTES: dict[str, str] = {}
 _VOID = frozenset({"br", "img", "hr", "wbr", "col", "area", "input", "source", "track"})
 _COLLAPSIBLE = re.compile(r"[ \t\n\r\f]+")
 _PRE_SPLIT = re.compile(r"(\r\n|[\r\n\t])")
@@ -123,11 +128,23 @@ class _Paragraph:
     breaks: bool = False  # holds a line break: shown even when empty
 
 
-class BodyWriter(HTMLParser):
-    """Writes a Word body from sanitised HTML; ``feed`` it, then ``finish()``."""
+def write_body(sanitised: str, limits: Limits) -> Body:
+    """The Word body of the sanitiser's HTML."""
+    writer = _BodyWriter(limits)
+    for kind, name, value in tokens(sanitised):
+        if kind == START:
+            writer.start(name, value)
+        elif kind == END:
+            writer.end(name)
+        else:
+            writer.text(value)
+    return writer.finish()
+
+
+class _BodyWriter:
+    """Writes a Word body from the tags and text of sanitised HTML, then ``finish()``."""
 
     def __init__(self, limits: Limits):
-        super().__init__(convert_charrefs=True)
         self.limits = limits
         self.blocks: list[str] = []
         self.numbering = Numbering()
@@ -140,10 +157,10 @@ class BodyWriter(HTMLParser):
         self._bookmarks: list[str] = []  # waiting for the next content
         self._bookmark_ids = 0
         self._run_properties: dict[Format, str] = {}
+        self._formats: dict[tuple, Format] = {}
 
     def finish(self) -> Body:
         """Close what is open and return the body."""
-        self.close()
         while len(self._frames) > 1:
             self._pop()
         self._end_paragraph()
@@ -156,15 +173,14 @@ class BodyWriter(HTMLParser):
             pictures=list(self.pictures.stored.values()),
         )
 
-    # The parser's events
+    # Tags and text
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
+    def start(self, tag: str, attributes: dict[str, str]) -> None:
         if tag in _VOID:
             self._void(tag, attributes)
             return
         parent = self._frames[-1]
-        styles = _styles(attributes.get("style", ""))
+        styles = _styles(attributes["style"]) if "style" in attributes else _NO_ATTRIBUTES
         direction = attributes.get("dir") or styles.get("direction", "")
         right_to_left = direction == "rtl" if direction in ("rtl", "ltr") else parent.right_to_left
         frame = _Frame(
@@ -180,32 +196,33 @@ class BodyWriter(HTMLParser):
         if tag in _BLOCKS:
             self._end_paragraph()
             self._open_block(frame, parent, attributes, styles)
-        else:
-            if direction in ("rtl", "ltr"):
-                frame.format = replace(frame.format, right_to_left=right_to_left)
-            frame.format = self._inline_format(tag, frame.format, attributes, styles)
+        elif attributes or tag in _INLINE:
+            # Most inline elements are alike: each new one is worked out once.
+            key = (parent.format, tag, attributes.get("href"), attributes.get("style"), direction)
+            known = self._formats.get(key)
+            if known is None:
+                known = parent.format
+                if direction in ("rtl", "ltr"):
+                    known = replace(known, right_to_left=right_to_left)
+                known = self._formats[key] = self._inline_format(tag, known, attributes, styles)
+            frame.format = known
         self._frames.append(frame)
         if attributes.get("id"):
             self._bookmarks.append(_bookmark_name(attributes["id"]))
 
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.handle_starttag(tag, attrs)
-        if tag not in _VOID:
-            self.handle_endtag(tag)
-
-    def handle_endtag(self, tag: str) -> None:
+    def end(self, tag: str) -> None:
         frames = self._frames
         if frames[-1].tag == tag and len(frames) > 1:
             self._pop()
             return
         # The sanitiser's HTML is well-formed, so this is not reached from html_to_docx;
-        # elsewhere an end tag closes what is open above its element, and one of no open element is ignored.
+        # elsewhere an end tag closes what is open above its element; one of no open element is ignored.
         if tag in _VOID or not any(frame.tag == tag for frame in frames[1:]):
             return
         while self._pop() != tag:
             pass
 
-    def handle_data(self, data: str) -> None:
+    def text(self, data: str) -> None:
         frame = self._frames[-1]
         if frame.block.pre:
             for piece in _PRE_SPLIT.split(data):
@@ -230,11 +247,15 @@ class BodyWriter(HTMLParser):
         self, frame: _Frame, parent: _Frame, attributes: dict[str, str], styles: dict[str, str]
     ) -> None:
         tag = frame.tag
-        block = replace(parent.block, right_to_left=frame.right_to_left)
-        alignment = _alignment(attributes, styles)
+        block = parent.block
+        if block.right_to_left != frame.right_to_left:
+            block = replace(block, right_to_left=frame.right_to_left)
+        alignment = _alignment(attributes, styles) if attributes else ""
         if alignment:
             block = replace(block, alignment=alignment)
-        if tag in _HEADINGS:
+        if tag == "p":
+            pass
+        elif tag in _HEADINGS:
             block = replace(block, heading=_HEADINGS[tag])
         elif tag in ("blockquote", "dd"):
             block = replace(block, quote=block.quote + 1)
@@ -341,7 +362,7 @@ class BodyWriter(HTMLParser):
                 self._add(frame.format, drawing, space=False)
             elif alt:
                 # A picture Word cannot have (not inside the HTML): its text stands in for it.
-                self.handle_data(f" {alt} ")
+                self.text(f" {alt} ")
 
     def _pop(self) -> str:
         frame = self._frames[-1]
