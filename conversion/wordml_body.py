@@ -195,6 +195,11 @@ class _BodyWriter:
         )
         if tag in _BLOCKS:
             self._end_paragraph()
+            item = parent.block.item
+            if tag in ("ul", "ol", "table") and item is not None and not item.numbered:
+                # An item that starts with a list or a table shows its number on a line of its own.
+                self._start_paragraph(parent)
+                self._end_paragraph()
             self._open_block(frame, parent, attributes, styles)
         elif attributes or tag in _INLINE:
             # Most inline elements are alike: each new one is worked out once.
