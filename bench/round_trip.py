@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from bench.fidelity import words
+from bench.fidelity import HTML_TO_WORD, words
 from conversion import convert_payload
 from conversion.html_docx import html_to_docx
 from conversion.sanitise import sanitise_html_for_word
@@ -41,7 +41,7 @@ from conversion.sanitise import sanitise_html_for_word
 ROOT = Path(__file__).resolve().parents[1]
 EDITOR_DOCUMENTS = ROOT / "tests" / "editor_documents"
 REPORT = ROOT / "docs" / "FIDELITY.md"
-SECTION = "## HTML to Word"
+SECTION = HTML_TO_WORD
 TARGET = 0.99
 _BLOCKS = frozenset(
     {"p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "td", "th", "tr", "table", "thead", "tbody", "ul", "ol"}

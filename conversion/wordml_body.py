@@ -51,7 +51,7 @@ _INLINE = frozenset(
     {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "sub", "sup", "code", "mark"}
 )
 _NO_ATTRIBUTES: dict[str, str] = {}
-_VOID = frozenset({"br", "img", "hr", "wbr", "col", "area", "input", "source", "track"})
+_VOID = frozenset({"br", "img", "hr"})  # the void elements the sanitiser keeps
 _COLLAPSIBLE = re.compile(r"[ \t\n\r\f]+")
 _PRE_SPLIT = re.compile(r"(\r\n|[\r\n\t])")
 _CSS_ALIGNMENTS = frozenset({"left", "right", "center", "justify", "start", "end"})
@@ -59,7 +59,7 @@ _MAX_LIST_LEVEL = 8  # Word numbers levels 0 to 8
 _MAX_START = 32767
 _QUOTE_INDENT = 720
 _BOOKMARK_LENGTH = 40  # Word's longest bookmark name
-_BOOKMARK_INVALID = re.compile(r"[^\w-]")
+_BOOKMARK_INVALID = re.compile(r"\W")  # Word's names hold letters, digits and underscores
 _TEXT_START = '<w:t xml:space="preserve">'
 _CODE_FONT = '<w:rFonts w:ascii="Courier New" w:hAnsi="Courier New" w:cs="Courier New"/>'
 _RULE = '<w:p><w:pPr><w:pBdr><w:bottom w:val="single" w:sz="6" w:space="1"/></w:pBdr></w:pPr></w:p>'
@@ -164,7 +164,8 @@ class _BodyWriter:
         while len(self._frames) > 1:
             self._pop()
         self._end_paragraph()
-        _end_after_table(self.blocks)
+        if not self.blocks or self.blocks[-1].startswith(TABLE_START):
+            self.blocks.append(EMPTY_PARAGRAPH)  # Word's body ends with a paragraph
         return Body(
             xml="".join(self.blocks),
             numbering=self.numbering,
@@ -423,7 +424,7 @@ class _BodyWriter:
         if block.right_to_left:
             properties.append("<w:bidi/>")
         if block.pre:
-            properties.append('<w:spacing w:after="0" w:line="240" w:lineRule="auto"/>')
+            properties.append('<w:spacing w:line="240" w:lineRule="auto"/>')  # single lines
         if indent:
             properties.append(f'<w:ind w:left="{indent}"/>')
         justification = _justification(block.alignment, block.right_to_left)
@@ -522,11 +523,6 @@ def _run_properties(format: Format) -> str:
     if format.right_to_left:
         parts.append("<w:rtl/>")
     return f"<w:rPr>{''.join(parts)}</w:rPr>" if parts else ""
-
-
-def _end_after_table(blocks: list[str]) -> None:
-    if blocks and blocks[-1].startswith(TABLE_START):
-        blocks.append(EMPTY_PARAGRAPH)
 
 
 def _styles(style: str) -> dict[str, str]:
