@@ -7,8 +7,9 @@ HTML (``convert_payload`` of that .docx, as when Word publishes the document unc
 and both HTMLs are read the same way: the words (as bench/fidelity.py cuts them, block
 elements apart), the headings, list items, table cells, links and pictures, the words that
 are bold, italic, or underlined, struck, sub- or superscript or highlighted ("other
-formatting"), and the words kept in their direction: right to left under ``dir="rtl"``
-(on the element or one around it), left to right elsewhere. The editor's side is its HTML
+formatting"), the words kept in their direction: right to left under ``dir="rtl"``
+(on the element or one around it), left to right elsewhere, and the blocks of text
+(paragraphs, headings, list items, cells) shown right to left. The editor's side is its HTML
 as html_to_docx reads it, sanitised.
 
 ``--candidates`` measures the other converters weighed for this too, when they are
@@ -56,6 +57,7 @@ _MARKS = {
 }  # fmt: skip
 _OTHER_FORMATTING = ("underline", "strike", "subscript", "superscript", "highlight")
 _RIGHT_TO_LEFT = "rtl"
+_COUNTED = ("headings", "list_items", "cells", "links", "pictures", "right_to_left_blocks")
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Figures:
     # Words with each formatting (and rtl: shown right to left), as (formatting, word).
     marked: Counter = field(default_factory=Counter)
     directed: Counter = field(default_factory=Counter)  # (right to left?, word) for every word
+    right_to_left_blocks: int = 0  # blocks of text (paragraphs, headings, items, cells) shown right to left
 
     def with_mark(self, *marks: str) -> Counter:
         return Counter({key: count for key, count in self.marked.items() if key[0] in marks})
@@ -128,7 +131,11 @@ class _Reader(HTMLParser):
     def _flush(self):
         # A word cut across inline elements counts once, in its block.
         figures = self.figures
-        figures.words.update(words("".join(piece for piece, _ in self._text)))
+        found = words("".join(piece for piece, _ in self._text))
+        figures.words.update(found)
+        block = next((marks for tag, marks in reversed(self._open) if tag in _BLOCKS), frozenset())
+        if found and _RIGHT_TO_LEFT in block:
+            figures.right_to_left_blocks += 1
         for piece, marks in self._text:
             for word in words(piece):
                 figures.marked.update((mark, word) for mark in marks)
@@ -158,7 +165,7 @@ def shortfalls(before: Figures, after: Figures) -> list[str]:
     found = []
     if share_kept(before.words, after.words) < TARGET:
         found.append(f"words kept {share_kept(before.words, after.words):.1%}")
-    for name in ("headings", "list_items", "cells", "links", "pictures"):
+    for name in _COUNTED:
         if getattr(before, name) != getattr(after, name):
             found.append(f"{name} {getattr(before, name)} -> {getattr(after, name)}")
     for name, marks in (
@@ -222,14 +229,14 @@ def _share(before: Counter, after: Counter) -> str:
 def render(results: list[Result]) -> str:
     """A Markdown table of the results."""
     lines = [
-        "| document | words | kept | headings | list items | cells | links | pictures | bold | italic"
-        " | other formatting | direction | ms to .docx |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| document | words | kept | headings | list items | cells | links | pictures | rtl blocks"
+        " | bold | italic | other formatting | direction | ms to .docx |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         before, after = result.before, result.after
         if after is None:
-            lines.append(f"| {result.name} | {sum(before.words.values())} | {result.note} |" + " |" * 11)
+            lines.append(f"| {result.name} | {sum(before.words.values())} | {result.note} |" + " |" * 12)
             continue
         shares = [
             _share(before.with_mark(*marks), after.with_mark(*marks))
@@ -238,10 +245,7 @@ def render(results: list[Result]) -> str:
         shares.append(_share(before.directed, after.directed))
         lines.append(
             f"| {result.name} | {sum(before.words.values())} | {share_kept(before.words, after.words):.1%}"
-            + "".join(
-                f" | {_count(getattr(before, name), getattr(after, name))}"
-                for name in ("headings", "list_items", "cells", "links", "pictures")
-            )
+            + "".join(f" | {_count(getattr(before, name), getattr(after, name))}" for name in _COUNTED)
             + "".join(f" | {share}" for share in shares)
             + f" | {result.milliseconds:.1f} |"
         )
