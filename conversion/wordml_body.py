@@ -202,14 +202,15 @@ class _BodyWriter:
                 self._start_paragraph(parent)
                 self._end_paragraph()
             self._open_block(frame, parent, attributes, styles)
-        elif attributes or tag in _INLINE:
-            # Most inline elements are alike: each new one is worked out once.
-            key = (parent.format, tag, attributes.get("href"), attributes.get("style"), direction)
+        if attributes or tag in _INLINE:
+            # Most elements are alike: each new one is worked out once.
+            key = (frame.format, tag, attributes.get("href"), attributes.get("style"), direction)
             known = self._formats.get(key)
             if known is None:
-                known = parent.format
+                known = frame.format
                 if direction in ("rtl", "ltr"):
-                    known = replace(known, right_to_left=right_to_left)
+                    # A block's own direction is its paragraphs'; an inline element's, its runs'.
+                    known = replace(known, right_to_left=right_to_left and tag not in _BLOCKS)
                 known = self._formats[key] = self._inline_format(tag, known, attributes, styles)
             frame.format = known
         self._frames.append(frame)

@@ -237,6 +237,16 @@ def test_inline_formatting_becomes_run_properties(html, property, expected):
     assert text(run) == "x"
 
 
+def test_a_blocks_styles_format_its_text():
+    runs = list(body('<p style="font-weight: 700; text-decoration: underline">a<em>b</em></p>').iter(f"{W}r"))
+    assert [
+        (value(run, f"{W}rPr/{W}b"), value(run, f"{W}rPr/{W}u"), value(run, f"{W}rPr/{W}i")) for run in runs
+    ] == [
+        ("", "single", None),
+        ("", "single", ""),
+    ]
+
+
 def test_bold_and_italic_are_set_for_right_to_left_scripts_too():
     (run,) = body("<p><strong><em>متن</em></strong></p>").iter(f"{W}r")
     names = [child.tag.removeprefix(W) for child in run.find(f"{W}rPr")]
