@@ -11,16 +11,15 @@ into paragraphs of its own.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field, replace
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 from .docx_package import BULLET, LIST_INDENT, TEXT_HEIGHT, TEXT_WIDTH, Body, Numbering, xml_text
 from .limits import Limits
-from .sanitise import ID_PREFIX
 from .sanitised_html import END, START, tokens
 from .wordml_images import Pictures
+from .wordml_runs import TEXT_START, Format, bookmark_name, bookmark_xml, run_properties, runs_xml
 from .wordml_tables import (
     EMPTY_PARAGRAPH,
     TABLE_START,
@@ -58,26 +57,7 @@ _CSS_ALIGNMENTS = frozenset({"left", "right", "center", "justify", "start", "end
 _MAX_LIST_LEVEL = 8  # Word numbers levels 0 to 8
 _MAX_START = 32767
 _QUOTE_INDENT = 720
-_BOOKMARK_LENGTH = 40  # Word's longest bookmark name
-_BOOKMARK_INVALID = re.compile(r"\W")  # Word's names hold letters, digits and underscores
-_TEXT_START = '<w:t xml:space="preserve">'
-_CODE_FONT = '<w:rFonts w:ascii="Courier New" w:hAnsi="Courier New" w:cs="Courier New"/>'
 _RULE = '<w:p><w:pPr><w:pBdr><w:bottom w:val="single" w:sz="6" w:space="1"/></w:pBdr></w:pPr></w:p>'
-
-
-@dataclass(frozen=True)
-class Format:
-    """How a run looks, as its enclosing inline elements say."""
-
-    bold: bool = False
-    italic: bool = False
-    underline: bool = False
-    strike: bool = False
-    vertical: str = ""  # superscript or subscript
-    code: bool = False
-    highlight: bool = False
-    right_to_left: bool = False
-    link: str = ""  # relationship id of a hyperlink, or "#" and a bookmark name
 
 
 @dataclass
@@ -215,7 +195,7 @@ class _BodyWriter:
             frame.format = known
         self._frames.append(frame)
         if attributes.get("id"):
-            self._bookmarks.append(_bookmark_name(attributes["id"]))
+            self._bookmarks.append(bookmark_name(attributes["id"]))
 
     def end(self, tag: str) -> None:
         frames = self._frames
@@ -336,7 +316,7 @@ class _BodyWriter:
 
     def _link(self, href: str) -> str:
         if href.startswith("#"):
-            return "#" + _bookmark_name(href[1:])
+            return "#" + bookmark_name(href[1:])
         if href not in self._link_ids:
             self._link_ids[href] = self._new_relationship()
             self.hyperlinks[self._link_ids[href]] = href
@@ -394,15 +374,14 @@ class _BodyWriter:
     def _add_text(self, format: Format, text: str) -> None:
         text = xml_text(text)
         if text:
-            self._add(format, f"{_TEXT_START}{escape(text)}</w:t>", space=text.endswith(" "))
+            self._add(format, f"{TEXT_START}{escape(text)}</w:t>", space=text.endswith(" "))
 
     def _add(self, format: Format, content: str, space: bool) -> None:
         paragraph = self._paragraph or self._start_paragraph(self._frames[-1])
         if self._bookmarks:
             for name in self._bookmarks:
                 self._bookmark_ids += 1
-                mark = f'<w:bookmarkStart w:id="{self._bookmark_ids}" w:name={quoteattr(name)}/>'
-                paragraph.runs.append(("", "", f'{mark}<w:bookmarkEnd w:id="{self._bookmark_ids}"/>'))
+                paragraph.runs.append(("", "", bookmark_xml(self._bookmark_ids, name)))
             self._bookmarks.clear()
         paragraph.runs.append((self._properties(format), format.link, content))
         paragraph.ends_with_space = space
@@ -447,11 +426,11 @@ class _BodyWriter:
         if runs and runs[-1][2].endswith(" </w:t>"):
             properties, link, content = runs.pop()
             text = content[: -len(" </w:t>")].rstrip(" ")
-            if text != _TEXT_START:
+            if text != TEXT_START:
                 runs.append((properties, link, text + "</w:t>"))
         if not runs and not paragraph.breaks and paragraph.item is None:
             return
-        self._append(paragraph.target, f"<w:p>{paragraph.properties}{_runs_xml(runs)}</w:p>")
+        self._append(paragraph.target, f"<w:p>{paragraph.properties}{runs_xml(runs)}</w:p>")
 
     def _append(self, target: list[str], block: str) -> None:
         # Word joins two tables that touch into one: a paragraph keeps them apart.
@@ -462,68 +441,8 @@ class _BodyWriter:
     def _properties(self, format: Format) -> str:
         known = self._run_properties.get(format)
         if known is None:
-            known = self._run_properties[format] = _run_properties(format)
+            known = self._run_properties[format] = run_properties(format)
         return known
-
-
-def _runs_xml(runs: list[tuple[str, str, str]]) -> str:
-    """The runs, neighbours of equal properties joined, each link's runs in one w:hyperlink."""
-    out: list[str] = []
-    link = ""
-    previous = None
-    for properties, run_link, content in runs:
-        if run_link != link:
-            if previous is not None:
-                out.append("</w:r>")
-                previous = None
-            if link:
-                out.append("</w:hyperlink>")
-            link = run_link
-            if link.startswith("#"):
-                out.append(f"<w:hyperlink w:anchor={quoteattr(link[1:])}>")
-            elif link:
-                out.append(f'<w:hyperlink r:id="{link}">')
-        if content.startswith("<w:bookmark"):
-            if previous is not None:
-                out.append("</w:r>")
-                previous = None
-            out.append(content)
-            continue
-        if properties != previous:
-            if previous is not None:
-                out.append("</w:r>")
-            out.append(f"<w:r>{properties}")
-            previous = properties
-        out.append(content)
-    if previous is not None:
-        out.append("</w:r>")
-    if link:
-        out.append("</w:hyperlink>")
-    return "".join(out)
-
-
-def _run_properties(format: Format) -> str:
-    # In the schema's order.
-    parts = []
-    if format.link:
-        parts.append('<w:rStyle w:val="Hyperlink"/>')
-    if format.code:
-        parts.append(_CODE_FONT)
-    if format.bold:
-        parts.append("<w:b/><w:bCs/>")
-    if format.italic:
-        parts.append("<w:i/><w:iCs/>")
-    if format.strike:
-        parts.append("<w:strike/>")
-    if format.highlight:
-        parts.append('<w:highlight w:val="yellow"/>')
-    if format.underline:
-        parts.append('<w:u w:val="single"/>')
-    if format.vertical:
-        parts.append(f'<w:vertAlign w:val="{format.vertical}"/>')
-    if format.right_to_left:
-        parts.append("<w:rtl/>")
-    return f"<w:rPr>{''.join(parts)}</w:rPr>" if parts else ""
 
 
 def _styles(style: str) -> dict[str, str]:
@@ -562,14 +481,3 @@ def _list_format(tag: str, attributes: dict[str, str]) -> tuple[str, int]:
     start = attributes.get("start", "").strip()
     first = int(start) if start.isdigit() else 1
     return ORDERED_FORMATS.get(attributes.get("type", ""), "decimal"), min(first, _MAX_START)
-
-
-def _bookmark_name(identifier: str) -> str:
-    """The Word bookmark of an HTML id (as the sanitiser prefixed it); links to it name the same."""
-    name = identifier.removeprefix(ID_PREFIX)
-    cleaned = _BOOKMARK_INVALID.sub("_", name)
-    if cleaned != name or len(cleaned) > _BOOKMARK_LENGTH or not cleaned[:1].isalpha():
-        # Still one name per id, within Word's rules.
-        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-        cleaned = f"b{cleaned[: _BOOKMARK_LENGTH - 10]}_{digest}"
-    return cleaned
