@@ -1,4 +1,4 @@
-"""Conversions in worker processes, with a hard timeout that kills a stuck worker, shared fairly."""
+"""Conversions (and .docx files made of HTML) in worker processes, with a hard timeout, shared fairly."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .docx_package import check_properties
 from .errors import ConversionError
+from .html_docx import html_to_docx
 from .kept_conversions import ConversionStates
 from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits
 
@@ -37,6 +39,8 @@ _STARTUP_SECONDS = 30.0
 _EXIT_SECONDS = 2.0
 _WORKER_RECURSION_LIMIT = 20_000
 _KEPT_OWNERS = 10_000  # owners a worker is remembered to keep, at most
+# What a worker is asked to do: convert a payload to HTML, or make a .docx of HTML.
+_CONVERT, _HTML_TO_DOCX = "convert", "html-docx"
 
 
 class ConversionPool:
@@ -80,7 +84,23 @@ class ConversionPool:
         ``owner`` says whose update it is (a session id): the pool shares its workers fairly
         between owners. Jobs without one count as one owner.
         """
-        job = _Job(owner, content, payload_type, next(self._arrivals))
+        return await self._submit(_Job(owner, _CONVERT, (content, payload_type), next(self._arrivals)))
+
+    async def html_to_docx(
+        self, html: str, properties: dict[str, str], title: str | None = None, owner: Any = None
+    ) -> bytes:
+        """Make a .docx of HTML in a worker process (``html_docx.html_to_docx``), as convert converts.
+
+        The same limits, timeout and sharing between owners; ConversionError as convert,
+        ValueError (here, before any work) for properties Word cannot keep.
+        """
+        properties = dict(properties)
+        check_properties(properties)
+        if title is not None and not isinstance(title, str):
+            raise ValueError("the title must be text")
+        return await self._submit(_Job(owner, _HTML_TO_DOCX, (html, properties, title), next(self._arrivals)))
+
+    async def _submit(self, job: _Job):
         with self._lock:
             if self._closed:
                 raise ConversionError(CLOSED)
@@ -164,12 +184,12 @@ class ConversionPool:
         with self._lock:
             return [worker.process.pid for worker in self._workers if worker.process.is_alive()]
 
-    def _convert_blocking(self, job: _Job) -> Converted:
+    def _convert_blocking(self, job: _Job) -> Converted | bytes:
         worker = self._take_worker(job.owner)
         try:
             result = worker.run(
-                job.content,
-                job.payload_type,
+                job.kind,
+                job.arguments,
                 job.owner,
                 self.limits,
                 lambda seconds: self._must_make_way(job, seconds),
@@ -229,11 +249,11 @@ class ConversionPool:
 
 @dataclass(eq=False)
 class _Job:
-    """One conversion, waiting for a worker or running."""
+    """One job (a conversion, or a .docx made of HTML), waiting for a worker or running."""
 
     owner: Any
-    content: str | bytes = field(repr=False)
-    payload_type: str
+    kind: str
+    arguments: tuple = field(repr=False)
     arrival: int
     future: Future = field(default_factory=Future, repr=False)
 
@@ -260,12 +280,16 @@ class _Worker:
             self.stop()
             raise ConversionError(WORKER_FAILED)
 
-    def run(self, content: str, payload_type: str, owner: Any, limits: Limits, must_make_way) -> Converted:
+    def run(
+        self, kind: str, arguments: tuple, owner: Any, limits: Limits, must_make_way
+    ) -> Converted | bytes:
         started = time.monotonic()
         deadline = started + limits.timeout_seconds
-        self.kept.pop(owner, None)  # kept again below only if this conversion succeeds
+        converting = kind == _CONVERT
+        if converting:
+            self.kept.pop(owner, None)  # kept again below only if this conversion succeeds
         try:
-            self.connection.send((content, payload_type, owner, limits))
+            self.connection.send((kind, arguments, owner, limits))
             while not self.connection.poll(min(max(deadline - time.monotonic(), 0), _POLL_SECONDS)):
                 now = time.monotonic()
                 if now >= deadline:
@@ -276,7 +300,7 @@ class _Worker:
         except (EOFError, OSError, ValueError, TypeError) as error:
             raise ConversionError(WORKER_FAILED) from error
         if status == "ok":
-            if owner is not None:
+            if converting and owner is not None:
                 self.kept[owner] = None
                 while len(self.kept) > _KEPT_OWNERS:
                     self.kept.popitem(last=False)
@@ -304,15 +328,18 @@ def worker_main(connection: Connection) -> None:
     states = ConversionStates(0)
     while True:
         try:
-            content, payload_type, owner, limits = connection.recv()
+            kind, arguments, owner, limits = connection.recv()
         except EOFError:
             return
         try:
             limit_memory(limits.max_memory_bytes)
-            states.max_bytes = limits.kept_conversion_bytes
-            converted = states.convert(owner, content, payload_type, limits)
-            # What the next version reuses stays here; the parent needs the HTML only.
-            reply = ("ok", replace(converted, document=None))
+            if kind == _HTML_TO_DOCX:
+                reply = ("ok", html_to_docx(*arguments, limits=limits))
+            else:
+                states.max_bytes = limits.kept_conversion_bytes
+                converted = states.convert(owner, *arguments, limits)
+                # What the next version reuses stays here; the parent needs the HTML only.
+                reply = ("ok", replace(converted, document=None))
         except ConversionError as error:
             reply = ("error", error.reason)
         except MemoryError:

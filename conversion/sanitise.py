@@ -48,6 +48,18 @@ _LINK_SCHEMES = ("http:", "https:", "mailto:")
 _DATA_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif|bmp|webp);base64,[A-Za-z0-9+/]*={0,2}")
 # Browsers drop these anywhere in a URL, so "java\tscript:" is still javascript:.
 _URL_IGNORED_CHARACTERS = re.compile(r"[\x00-\x20]+")
+# What sanitise_html_for_word keeps besides: what a web editor writes that Word can show.
+_WORD_TAGS = frozenset({"del", "strike", "ins"})
+_WORD_ATTRIBUTES = {
+    "*": {"dir", "style"},
+    "img": {"width", "height"},
+    "ol": {"type"},
+    **{tag: {"align"} for tag in ("p", "h1", "h2", "h3", "h4", "h5", "h6", "div", "td", "th")},
+}
+WORD_STYLE_PROPERTIES = frozenset(
+    {"text-align", "text-decoration", "text-decoration-line", "font-weight", "font-style", "direction"}
+)
+_PIXELS = re.compile(r"[0-9]{1,5}(?:px)?")
 # Prefixes every id (and the #links to them) so that a bookmark in a document can never
 # take the id of an element of the page that shows it.
 ID_PREFIX = "doc-"
@@ -56,6 +68,17 @@ ID_PREFIX = "doc-"
 def sanitise_html(html: str) -> str:
     """Return html with everything that is not plain document markup removed."""
     return _cleaner().clean(html)
+
+
+def sanitise_html_for_word(html: str) -> str:
+    """sanitise_html, keeping also what a Word document is made of (html_docx.py reads it).
+
+    The same allow-lists and filters, and besides: the editors' strike-through elements
+    (``del``, ``strike``) and ``ins``, ``dir`` on every element, a picture's ``width`` and
+    ``height``, a list's ``type``, a block's ``align``, and of ``style`` only the properties
+    in WORD_STYLE_PROPERTIES (web editors write underline and alignment as styles).
+    """
+    return _word_cleaner().clean(html)
 
 
 @functools.cache
@@ -70,6 +93,33 @@ def _cleaner() -> nh3.Cleaner:
         link_rel="noopener noreferrer",
         url_schemes=set(_URL_SCHEMES),
     )
+
+
+@functools.cache
+def _word_cleaner() -> nh3.Cleaner:
+    attributes = {tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()}
+    for tag, names in _WORD_ATTRIBUTES.items():
+        attributes.setdefault(tag, set()).update(names)
+    return nh3.Cleaner(
+        tags=set(ALLOWED_TAGS | _WORD_TAGS),
+        clean_content_tags=set(_DROPPED_WITH_CONTENT),
+        attributes=attributes,
+        attribute_filter=_filter_word_attribute,
+        strip_comments=True,
+        link_rel="noopener noreferrer",
+        url_schemes=set(_URL_SCHEMES),
+        filter_style_properties=set(WORD_STYLE_PROPERTIES),
+    )
+
+
+def _filter_word_attribute(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "style":
+        return value  # nh3 keeps only WORD_STYLE_PROPERTIES of it
+    if attribute in ("width", "height"):
+        return value if _PIXELS.fullmatch(value.strip()) else None
+    if attribute in ("align", "type"):
+        return value.strip()[:16] or None
+    return _filter_attribute(tag, attribute, value)
 
 
 def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
