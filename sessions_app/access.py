@@ -204,6 +204,16 @@ def allowed_origins():
     return origins
 
 
+def cors_allowed(origin):
+    """Whether a page of this origin (text) may read the answers of the paths under CORS (CORS_URLS_REGEX)."""
+    if settings.CORS_ALLOW_ALL_ORIGINS:
+        return True
+    candidate = normalise_origin(origin)
+    return candidate is not None and candidate in {
+        normalise_origin(item) for item in settings.CORS_ALLOWED_ORIGINS
+    }
+
+
 def origin_allowed(origin, host=None, scheme=None):
     """Whether a handshake with this Origin header (bytes or None) may proceed.
 

@@ -41,6 +41,11 @@ def connection_details(session, word_secret, client_secret):
     }
 
 
+def launch_link_endpoint():
+    """Where the field's editor plugin asks for launch links (its editinword_generate_url)."""
+    return f"{settings.COLLAB_PUBLIC_URL}/edit-in-word/generate-word-launch-link"
+
+
 def launch_file_url(launch_file):
     """Where Word downloads an Edit in Word .docx; its name ends the path, as Word's title bar shows it."""
     name = quote(launch_file.file_name, safe="")
