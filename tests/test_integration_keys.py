@@ -60,11 +60,16 @@ def test_api_shows_a_new_key_once_and_stores_only_its_hash(staff):
     key = IntegrationKey.objects.get(pk=created["id"])
     assert key.digest == digest_secret(created["key"]) and created["key"] not in key.digest
     assert created["key"].startswith(key.prefix)
+    assert key.last_used_at is None
+    assert post_launch_link(created["key"]).status_code == 200
+    key.refresh_from_db()
+    assert key.last_used_at is not None  # the admin and the API show when a key was last used
     listed = staff.get(KEYS)
     assert listed.status_code == 200
     assert created["key"] not in listed.content.decode()
     [row] = listed.json()["results"]
-    assert row["id"] == key.pk and row["prefix"] == key.prefix and row["active_sessions"] == 0
+    assert row["id"] == key.pk and row["prefix"] == key.prefix and row["active_sessions"] == 1
+    assert row["last_used_at"] is not None
     assert "key" not in row and "digest" not in row
 
 
