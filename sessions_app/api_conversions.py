@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversion import ConversionError
+from conversion.archive import check_docx_archive
 from conversion.document_language import document_language
 
 from .api import DOCX_MEDIA_TYPE, DocumentRejected, PayloadTooLarge, describe_detail, error_responses
@@ -160,6 +161,8 @@ class DocxToHtmlView(ConversionView):
             raise exceptions.ValidationError(EMPTY_DOCX)
         docx = upload.read()
         try:
+            # A file that is no .docx at all is told so here (the pool would read it as base64 text).
+            check_docx_archive(docx, conversion_limits())
             converted = async_to_sync(conversion_pool().convert)(docx, "docx", self.owner())
         except ConversionError as error:
             raise DocumentRejected(error_text("E2002", error.reason)) from None

@@ -435,7 +435,11 @@ def test_docx_to_html_refusals(key):
     assert missing.status_code == 400 and missing.json()["message"] == "DOCX file cannot be empty."
     broken = docx_to_html(key[1], b"PK\x03\x04 not really a zip")
     assert broken.status_code == 422
-    assert broken.json()["error"]["code"] == "E2002" and broken.json()["error"]["message"]
+    assert broken.json()["error"] == {"code": "E2002", "message": "Conversion error: damaged archive"}
+    text = docx_to_html(key[1], b"Just some text", name="notes.txt")
+    assert text.json()["error"]["message"] == "Conversion error: not a Word document (not a zip archive)"
+    legacy = docx_to_html(key[1], corpus_file("docx/poi-encrypted-password-pass.docx").read_bytes())
+    assert "encrypted" in legacy.json()["error"]["message"]
 
 
 def test_the_sweep_keeps_launch_files_of_live_links(key):
