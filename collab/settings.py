@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from corsheaders.defaults import default_headers as cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -210,8 +211,10 @@ LOGGING = {
 
 # collab's own settings, each documented in the README.
 COLLAB_ALLOWED_ORIGINS = envlist("COLLAB_ALLOWED_ORIGINS")
-# The REST API is same-origin unless COLLAB_ALLOWED_ORIGINS lists other browser origins.
-CORS_URLS_REGEX = r"^/api/.*$"
+# The REST API and Edit in Word's endpoint are same-origin unless COLLAB_ALLOWED_ORIGINS lists
+# other browser origins; the field's editor plugin sends its integration key in a Token header.
+CORS_URLS_REGEX = r"^/(api|edit-in-word)/.*$"
+CORS_ALLOW_HEADERS = (*cors_default_headers, "token")
 CORS_ALLOW_ALL_ORIGINS = "*" in COLLAB_ALLOWED_ORIGINS
 CORS_ALLOWED_ORIGINS = [origin for origin in COLLAB_ALLOWED_ORIGINS if origin != "*"]
 CSRF_TRUSTED_ORIGINS += CORS_ALLOWED_ORIGINS
@@ -296,6 +299,12 @@ COLLAB_SESSION_MAX_AGE = envint("COLLAB_SESSION_MAX_AGE", str(24 * 3600))
 COLLAB_KEEP_ENDED = envint("COLLAB_KEEP_ENDED", "30")
 COLLAB_SWEEP_INTERVAL = envint("COLLAB_SWEEP_INTERVAL", "60")
 COLLAB_API_TOKEN_RATE = envrate("COLLAB_API_TOKEN_RATE", "120/minute")
+# Edit in Word (sessions_app/edit_in_word.py): requests per integration key, and how long a
+# launch link's .docx can be downloaded (it also goes when its session ends).
+COLLAB_INTEGRATION_KEY_RATE = envrate("COLLAB_INTEGRATION_KEY_RATE", "120/minute")
+COLLAB_LAUNCH_LINK_TTL = envint("COLLAB_LAUNCH_LINK_TTL", "3600")
+if not COLLAB_LAUNCH_LINK_TTL:
+    raise ImproperlyConfigured("COLLAB_LAUNCH_LINK_TTL must be a positive number of seconds")
 COLLAB_API_PAGE_SIZE = envint("COLLAB_API_PAGE_SIZE", "50") or 50
 # Failed sign-ins (API Basic and the admin's login) per user name and per client address.
 COLLAB_LOGIN_FAILURES_PER_USER = envrate("COLLAB_LOGIN_FAILURES_PER_USER", "10/hour")

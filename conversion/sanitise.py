@@ -30,7 +30,9 @@ ALLOWED_ATTRIBUTES = {
     # Equations: the MathML elements and attributes the OMML converter writes, nothing else.
     **{tag: set(attributes) for tag, attributes in MATHML_ATTRIBUTES.items() if attributes},
 }
-for _tag in DIRECTED_TAGS:  # right-to-left text (direction.py); the filter keeps rtl and ltr only
+# Right-to-left text (direction.py); the filter keeps rtl and ltr only. An HTML payload (Edit in
+# Word's editor content) may give the direction of everything in a block that encloses it.
+for _tag in DIRECTED_TAGS | {"div", "blockquote", "td", "th"}:
     ALLOWED_ATTRIBUTES.setdefault(_tag, set()).add("dir")
 _DIRECTIONS = frozenset({"rtl", "ltr"})
 ALLOWED_CLASSES = ALIGNMENT_CLASSES | {HEADER_CLASS, FOOTER_CLASS} | (set(KIND_CLASSES.values()) - {""})

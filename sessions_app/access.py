@@ -1,4 +1,4 @@
-"""Who may do what: origins that may open a socket, token and session look-ups, how often a socket sends.
+"""Who may do what: origins that may open a socket, token, key and session look-ups, how often a socket sends.
 
 Origins follow PROTOCOL.md section 2. Each socket may send COLLAB_RATE_LIMIT_MESSAGES frames
 per COLLAB_RATE_LIMIT_WINDOW seconds, in bursts of up to COLLAB_RATE_LIMIT_BURST (a token
@@ -16,9 +16,9 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
-from .models import CollabSession, SessionToken, could_be_secret, digest_secret
+from .models import CollabSession, IntegrationKey, SessionToken, could_be_secret, digest_secret
 
-# last_used_at is a hint for the admin, so it is written at most this often per token.
+# last_used_at is a hint for the admin, so it is written at most this often per token or key.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
@@ -36,6 +36,8 @@ def access_session_by_token(session_id, secret, role):
     if not isinstance(session_id, str) or not session_id or len(session_id) > 64 or not session_id.isascii():
         raise AccessDenied("E1001")
     token = SessionToken.objects.for_secret(secret)
+    if token is None and role == SessionToken.Role.CLIENT:
+        token = key_token_of(secret, session_id)
     # A token of this session brings the session's row along: one read instead of two.
     if token is not None and token.session_id == session_id:
         session = token.session
@@ -47,8 +49,38 @@ def access_session_by_token(session_id, secret, role):
         raise AccessDenied("E1002")
     if token is None or token.session_id != session.id or token.role != role or not token.is_usable():
         raise AccessDenied("E1003")
-    note_token_used(token)
+    note_used(token)
     return token
+
+
+def key_token_of(secret, session_id):
+    """The token that stands for an integration key in a session the key created, or None (section 10)."""
+    key = usable_integration_key(secret)
+    if key is None:
+        return None
+    return (
+        SessionToken.objects.select_related("session")
+        .filter(session_id=session_id, integration_key=key)
+        .first()
+    )
+
+
+def usable_integration_key(secret):
+    """The unrevoked integration key whose secret this is, or None; noted as used."""
+    key = IntegrationKey.objects.for_secret(secret)
+    if key is None or key.revoked:
+        return None
+    note_used(key)
+    return key
+
+
+def integration_key_secret(headers):
+    """The integration key in a request's `Token` header, else `Authorization: Bearer`; None if neither."""
+    secret = headers.get("Token")
+    if secret is None:
+        scheme, _, value = headers.get("Authorization", "").partition(" ")
+        secret = value.strip() if scheme.lower() == "bearer" else None
+    return secret.strip() if secret is not None else None
 
 
 class QueuedCheck:
@@ -113,12 +145,12 @@ async def access_session_by_token_shared(session_id, secret, role):
         raise AccessDenied(denied.code) from None
 
 
-def note_token_used(token):
-    """Record that a token was used, without a database write on every use."""
+def note_used(row):
+    """Record that a token or an integration key was used, without a database write on every use."""
     now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        SessionToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        type(row).objects.filter(pk=row.pk).update(last_used_at=now)
+        row.last_used_at = now
 
 
 def refusal_for_socket(token_id):
@@ -170,6 +202,16 @@ def allowed_origins():
     origins.update(normalise_origin(item) for item in settings.COLLAB_ALLOWED_ORIGINS)
     origins.discard(None)
     return origins
+
+
+def cors_allowed(origin):
+    """Whether a page of this origin (text) may read the answers of the paths under CORS (CORS_URLS_REGEX)."""
+    if settings.CORS_ALLOW_ALL_ORIGINS:
+        return True
+    candidate = normalise_origin(origin)
+    return candidate is not None and candidate in {
+        normalise_origin(item) for item in settings.CORS_ALLOWED_ORIGINS
+    }
 
 
 def origin_allowed(origin, host=None, scheme=None):

@@ -1,4 +1,4 @@
-"""The Django admin: sessions with live counts, their tokens and revisions, and how to connect.
+"""The Django admin: sessions with live counts, their tokens and revisions, how to connect; integration keys.
 
 Every change that clients must hear of (ending a session, revoking a token, issuing one)
 goes through services.py, so it reaches live sockets exactly as the API's does.
@@ -11,27 +11,32 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from . import links
 from .login_limits import LoginAttempts, request_address
-from .models import CollabSession, Revision, SessionToken
+from .models import CollabSession, IntegrationKey, Revision, SessionToken
 from .presence import presence
 from .services import (
     default_token_expiry,
+    do_create_integration_key,
     do_create_session,
     do_end_session,
     do_issue_token,
+    do_revoke_integration_key,
     do_revoke_token,
     publish_code_expiry,
 )
 
 CONNECT_TEMPLATE = "admin/sessions_app/collabsession/connect.html"
+KEY_CREATED_TEMPLATE = "admin/sessions_app/integrationkey/created.html"
 PREVIEW_STYLE = "width:100%;height:24em;border:1px solid var(--hairline-color);background:#fff"
 
 
@@ -146,14 +151,23 @@ class RevisionInline(admin.TabularInline):
 
 @admin.register(CollabSession)
 class CollabSessionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "status", "version", "live_counts", "last_update", "created_at"]
-    list_filter = ["status", "created_at", "updated_at"]
+    list_display = [
+        "__str__",
+        "status",
+        "version",
+        "live_counts",
+        "last_update",
+        "integration_key",
+        "created_at",
+    ]
+    list_filter = ["status", "created_at", "updated_at", "integration_key"]
+    list_select_related = ["integration_key"]
     search_fields = ["id", "title"]
     date_hierarchy = "created_at"
     actions = ["end_sessions"]
     inlines = [TokenInline, RevisionInline]
     fieldsets = [
-        (None, {"fields": ["id", "title", "status", "version", "live_counts"]}),
+        (None, {"fields": ["id", "title", "status", "version", "live_counts", "integration_key"]}),
         ("How to connect", {"fields": ["how_to_connect"]}),
         ("Times", {"fields": ["created_at", "updated_at", "ended_at", "end_reason"]}),
         ("Current document", {"fields": ["current_html"], "classes": ["collapse"]}),
@@ -163,6 +177,7 @@ class CollabSessionAdmin(admin.ModelAdmin):
         "status",
         "version",
         "live_counts",
+        "integration_key",
         "how_to_connect",
         "created_at",
         "updated_at",
@@ -402,3 +417,130 @@ class RevisionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Revisions go with their session once it has ended.
         return obj is not None and not obj.session.is_active and super().has_delete_permission(request, obj)
+
+
+class CreateIntegrationKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Who the key is for: the host application.")
+    max_sessions = forms.IntegerField(
+        min_value=0,
+        max_value=1_000_000,
+        initial=0,
+        help_text="The most active sessions the key may hold at once; 0: no cap.",
+    )
+
+
+class KeySessionInline(admin.TabularInline):
+    """The active sessions a key created; all of them, ended ones too, are one link away."""
+
+    model = CollabSession
+    verbose_name_plural = "active sessions"
+    fields = ["id", "title", "version", "created_at", "updated_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status=CollabSession.Status.ACTIVE).defer("html")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(IntegrationKey)
+class IntegrationKeyAdmin(admin.ModelAdmin):
+    """Host applications' keys for Edit in Word: made here, the secret shown once; revoked by the action."""
+
+    list_display = ["__str__", "max_sessions", "active_sessions", "revoked", "last_used_at", "created_at"]
+    list_filter = ["revoked", "created_at"]
+    search_fields = ["name", "prefix"]
+    actions = ["revoke_keys"]
+    inlines = [KeySessionInline]
+    fields = [
+        "name",
+        "prefix",
+        "max_sessions",
+        "all_sessions",
+        "revoked",
+        "revoked_at",
+        "created_at",
+        "last_used_at",
+    ]
+    readonly_fields = ["prefix", "all_sessions", "revoked", "revoked_at", "created_at", "last_used_at"]
+
+    def get_queryset(self, request):
+        active = Count("sessions", filter=Q(sessions__status=CollabSession.Status.ACTIVE))
+        return super().get_queryset(request).annotate(active_session_count=active)
+
+    @admin.display(description="active sessions", ordering="active_session_count")
+    def active_sessions(self, key):
+        return key.active_session_count
+
+    @admin.display(description="sessions")
+    def all_sessions(self, key):
+        url = reverse("admin:sessions_app_collabsession_changelist")
+        query = urlencode({"integration_key__id__exact": key.pk})
+        return format_html('<a href="{}?{}">Every session of this key</a>', url, query)
+
+    @admin.action(
+        description="Revoke selected keys (sockets signed in with them are closed)", permissions=["change"]
+    )
+    def revoke_keys(self, request, queryset):
+        revoked = sum(do_revoke_integration_key(key) for key in queryset.filter(revoked=False))
+        self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request, obj=None):
+        # Revoke, don't delete: a revoked key can go, its sessions stay.
+        return obj is not None and obj.revoked and super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        # New keys come from add_view; only the name and the cap change here.
+        obj.save(update_fields=["name", "max_sessions"])
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Create a key through the service and show its secret once."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = CreateIntegrationKeyForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            key, secret = do_create_integration_key(
+                form.cleaned_data["name"], form.cleaned_data["max_sessions"]
+            )
+            rows = [
+                ("Integration key (editinword_token)", secret),
+                ("Name", key.name),
+                ("Max sessions", key.max_sessions or "no cap"),
+                (
+                    "editinword_generate_url",
+                    f"{settings.COLLAB_PUBLIC_URL}/edit-in-word/generate-word-launch-link",
+                ),
+                ("editinword_websocket_url", links.ws_url()),
+            ]
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Integration key created",
+                "key": key,
+                "rows": rows,
+            }
+            response = TemplateResponse(request, KEY_CREATED_TEMPLATE, context)
+            # The page holds the secret: no browser or proxy may keep it.
+            add_never_cache_headers(response)
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Add integration key",
+            "session": None,
+            "form": form,
+            "submit": "Create key",
+        }
+        return TemplateResponse(request, CONNECT_TEMPLATE, context)

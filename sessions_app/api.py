@@ -6,6 +6,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import RequestDataTooBig
+from django.db.models import Count, Q
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.cache import get_conditional_response
@@ -25,7 +26,7 @@ from conversion import ConversionError
 
 from . import links
 from .authentication import session_token_of
-from .models import CollabSession, Revision, SessionToken
+from .models import CollabSession, IntegrationKey, Revision, SessionToken
 from .protocol import (
     EMPTY_DOCUMENT,
     ERROR_TEXTS,
@@ -37,6 +38,9 @@ from .protocol import (
 from .publishing import update_queue
 from .serializers import (
     ErrorSerializer,
+    IntegrationKeyCreatedSerializer,
+    IntegrationKeyCreateSerializer,
+    IntegrationKeySerializer,
     PublishedSerializer,
     RevisionSerializer,
     SessionCreatedSerializer,
@@ -48,9 +52,11 @@ from .serializers import (
 )
 from .services import (
     SessionUnavailable,
+    do_create_integration_key,
     do_create_session,
     do_end_session,
     do_issue_token,
+    do_revoke_integration_key,
     do_revoke_token,
 )
 
@@ -263,6 +269,7 @@ class ApiRootView(APIView):
         return Response(
             {
                 "sessions": request.build_absolute_uri(reverse("api:sessions")),
+                "integration_keys": request.build_absolute_uri(reverse("api:integration-keys")),
                 "schema": request.build_absolute_uri(reverse("api:schema")),
                 "docs": request.build_absolute_uri(reverse("api:docs")),
             }
@@ -283,12 +290,23 @@ class SessionListView(StaffViews, generics.ListCreateAPIView):
             if state not in CollabSession.Status.values:
                 raise exceptions.ValidationError({"status": f"must be one of {CollabSession.Status.values}"})
             sessions = sessions.filter(status=state)
+        key = self.request.query_params.get("integration_key")
+        if key is not None:
+            if not key.isascii() or not key.isdigit() or len(key) > 18:
+                raise exceptions.ValidationError({"integration_key": "must be an integration key's id"})
+            sessions = sessions.filter(integration_key_id=int(key))
         return sessions
 
     @extend_schema(
         summary="List sessions",
         parameters=[
-            OpenApiParameter("status", OpenApiTypes.STR, enum=CollabSession.Status.values, required=False)
+            OpenApiParameter("status", OpenApiTypes.STR, enum=CollabSession.Status.values, required=False),
+            OpenApiParameter(
+                "integration_key",
+                OpenApiTypes.INT,
+                required=False,
+                description="Only the sessions this integration key created.",
+            ),
         ],
         responses={200: SessionSerializer(many=True), **error_responses(*STAFF_ERRORS)},
         auth=STAFF_AUTH,
@@ -531,3 +549,62 @@ class RevisionListView(SessionScoped, generics.ListAPIView):
     )
     def get(self, request, session_id):
         return self.list(request)
+
+
+class IntegrationKeyListView(StaffViews, generics.ListCreateAPIView):
+    """Staff: list integration keys (never their secrets), or create one (PROTOCOL.md section 10)."""
+
+    staff_permissions = {"GET": [("view", IntegrationKey)], "POST": [("add", IntegrationKey)]}
+    serializer_class = IntegrationKeySerializer
+    pagination_class = Pagination
+
+    def get_queryset(self):
+        active = Count("sessions", filter=Q(sessions__status=CollabSession.Status.ACTIVE))
+        return IntegrationKey.objects.annotate(active_sessions=active).order_by("-created_at", "pk")
+
+    @extend_schema(
+        summary="List integration keys",
+        responses={200: IntegrationKeySerializer(many=True), **error_responses(*STAFF_ERRORS)},
+        auth=STAFF_AUTH,
+    )
+    def get(self, request):
+        return self.list(request)
+
+    @extend_schema(
+        summary="Create an integration key",
+        description="The key appears in plain text in this answer and nowhere else, ever.",
+        request=IntegrationKeyCreateSerializer,
+        responses={201: IntegrationKeyCreatedSerializer, **error_responses(400, 401, 403, 429)},
+        auth=STAFF_AUTH,
+    )
+    def post(self, request):
+        form = IntegrationKeyCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        key, secret = do_create_integration_key(
+            form.validated_data["name"], form.validated_data["max_sessions"]
+        )
+        created = IntegrationKeyCreatedSerializer(
+            {"id": key.pk, "name": key.name, "key": secret, "max_sessions": key.max_sessions}
+        )
+        return Response(created.data, status=status.HTTP_201_CREATED)
+
+
+class IntegrationKeyDetailView(StaffViews, APIView):
+    """Staff: revoke an integration key; sockets signed in with it are refused at once."""
+
+    staff_permissions = {"DELETE": [("change", IntegrationKey)]}
+
+    @extend_schema(
+        summary="Revoke an integration key",
+        description="Live sockets signed in with the key get E1003 and are closed; its sessions go on. "
+        "Revoking a revoked key changes nothing.",
+        responses={204: None, **error_responses(401, 403, 404, 429)},
+        auth=STAFF_AUTH,
+    )
+    def delete(self, request, key_id):
+        # Past the largest id the database holds, no key can be meant (and a query would overflow).
+        key = IntegrationKey.objects.filter(pk=key_id).first() if key_id < 2**63 else None
+        if key is None:
+            raise exceptions.NotFound("Integration key not found.")
+        do_revoke_integration_key(key)
+        return Response(status=status.HTTP_204_NO_CONTENT)

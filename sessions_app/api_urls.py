@@ -3,7 +3,7 @@
 from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import api
+from . import api, api_conversions
 
 
 class SessionIdConverter:
@@ -39,6 +39,10 @@ urlpatterns = [
     path("sessions/<session_id:session_id>/html", api.SessionHtmlView.as_view(), name="html"),
     path("sessions/<session_id:session_id>/document", api.SessionDocumentView.as_view(), name="document"),
     path("sessions/<session_id:session_id>/revisions/", api.RevisionListView.as_view(), name="revisions"),
+    path("integration-keys/", api.IntegrationKeyListView.as_view(), name="integration-keys"),
+    path("integration-keys/<int:key_id>/", api.IntegrationKeyDetailView.as_view(), name="integration-key"),
+    path("convert/html-docx", api_conversions.HtmlToDocxView.as_view(), name="convert-html-docx"),
+    path("convert/docx-html", api_conversions.DocxToHtmlView.as_view(), name="convert-docx-html"),
     # Last: every other path under /api/ answers the API's JSON 404.
     re_path(r"^(?P<path>.*)$", api.api_not_found),
 ]

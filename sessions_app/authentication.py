@@ -1,4 +1,4 @@
-"""REST API credentials: session tokens (`Authorization: Bearer <token>`) and their rate; staff's Basic."""
+"""REST API credentials: session tokens (Bearer), integration keys and their rates; staff's Basic."""
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -8,12 +8,13 @@ from rest_framework.authentication import BaseAuthentication, BasicAuthenticatio
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import SimpleRateThrottle
 
-from .access import normalise_origin, note_token_used
+from .access import integration_key_secret, normalise_origin, note_used, usable_integration_key
 from .login_limits import LoginAttempts, request_address
-from .models import SessionToken
+from .models import IntegrationKey, SessionToken
 from .protocol import ERROR_TEXTS
 
 INVALID_TOKEN = f"{ERROR_TEXTS['E1003']}."
+INVALID_KEY = "Invalid integration key."
 # The one challenge a 401 carries. Never Basic: a browser would ask for a password, keep it, and
 # send it with any other site's form that posts here.
 CHALLENGE = 'Bearer realm="collab"'
@@ -42,11 +43,52 @@ class SessionTokenAuthentication(BaseAuthentication):
         token = SessionToken.objects.for_secret(secret)
         if token is None or not token.is_usable():
             raise exceptions.AuthenticationFailed(INVALID_TOKEN)
-        note_token_used(token)
+        note_used(token)
         return AnonymousUser(), token
 
     def authenticate_header(self, request):
         return CHALLENGE
+
+
+class IntegrationKeyAuthentication(BaseAuthentication):
+    """A host application's integration key, in `Token: <key>` or `Authorization: Bearer <key>`.
+
+    `request.auth` is the IntegrationKey, `request.user` stays anonymous. Staff's Basic and
+    login sessions pass through to the classes after this one.
+    """
+
+    def authenticate(self, request):
+        """The (user, key) of an unrevoked key, None without one, AuthenticationFailed otherwise."""
+        secret = integration_key_secret(request.headers)
+        if secret is None:
+            return None
+        key = usable_integration_key(secret)
+        if key is None:
+            raise exceptions.AuthenticationFailed(INVALID_KEY)
+        return AnonymousUser(), key
+
+    def authenticate_header(self, request):
+        return CHALLENGE
+
+
+def integration_key_of(request):
+    """The IntegrationKey a request authenticated with, or None."""
+    return request.auth if isinstance(request.auth, IntegrationKey) else None
+
+
+class IntegrationKeyRateThrottle(SimpleRateThrottle):
+    """COLLAB_INTEGRATION_KEY_RATE requests per integration key; staff requests are not throttled."""
+
+    scope = "integration_key"
+
+    def get_rate(self):
+        return settings.COLLAB_INTEGRATION_KEY_RATE
+
+    def get_cache_key(self, request, view):
+        key = integration_key_of(request)
+        if key is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": key.digest}
 
 
 class StaffBasicAuthentication(BasicAuthentication):
@@ -141,4 +183,19 @@ class SessionTokenScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "description": "A token of the session in the path (word or client), as issued once.",
+        }
+
+
+class IntegrationKeyScheme(OpenApiAuthenticationExtension):
+    """Describes IntegrationKeyAuthentication in the OpenAPI schema."""
+
+    target_class = IntegrationKeyAuthentication
+    name = "integrationKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Token",
+            "description": "An integration key, as shown once when made; `Authorization: Bearer <key>` too.",
         }

@@ -40,6 +40,7 @@ from urllib.parse import unquote
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from .access import cors_allowed
 from .connection_limits import BEFORE_SIGN_IN, SocketBeforeSignIn, client_address, waiting_http_connections
 from .delivery import DIRECT_SOCKET, DirectSocket
 from .protocol import (
@@ -50,13 +51,19 @@ from .protocol import (
     TOO_MANY_CONNECTIONS,
     TOO_MANY_FROM_ADDRESS,
     api_error_body,
+    conversion_refusal_body,
+    launch_link_error_body,
     refusal_frames,
     session_closed_message,
     too_large_text,
 )
 
-# The requests whose body is a document (api_urls.py), allowed COLLAB_MAX_MESSAGE_BYTES.
-DOCUMENT_UPLOADS = [(b"PUT", re.compile(r"/api/sessions/[^/]+/document"))]
+# The requests whose body is a document (api_urls.py, urls.py), allowed COLLAB_MAX_MESSAGE_BYTES.
+DOCUMENT_UPLOADS = [
+    (b"PUT", re.compile(r"/api/sessions/[^/]+/document")),
+    (b"POST", re.compile(r"/api/convert/(?:html-docx|docx-html)")),
+    (b"POST", re.compile(r"/edit-in-word/generate-word-launch-link")),
+]
 # A refused connection reads and drops what still arrives for this long (and at most as many
 # bytes as the request's body could have held) before it is cut, so that a client still
 # sending its body reads the answer rather than a connection reset.
@@ -352,7 +359,7 @@ class BoundedHTTPChannel:
         self.target = self._path
         self.body_limit = self.limit_for(self._command, self._path)
         if self.length is not None and self.length > self.body_limit:
-            self.refuse(too_large_answer(self.target, self.body_limit), self.body_limit)
+            self.refuse(too_large_answer(self.target, self.body_limit, self.origin()), self.body_limit)
             return
         self.body_left = self.body_limit
         super().allHeadersReceived()
@@ -363,9 +370,14 @@ class BoundedHTTPChannel:
             return False
         self.body_left -= size
         if self.body_left < 0:
-            self.refuse(too_large_answer(self.target, self.body_limit), self.body_limit)
+            self.refuse(too_large_answer(self.target, self.body_limit, self.origin()), self.body_limit)
             return False
         return True
+
+    def origin(self):
+        """The Origin header of the request under way, or None."""
+        values = self.requests[-1].requestHeaders.getRawHeaders(b"origin") if self.requests else None
+        return values[0].decode("latin-1") if values else None
 
     def allContentReceived(self):
         if self.state == "refused":
@@ -430,23 +442,36 @@ class BoundedHTTPChannel:
             self.counted = False
 
 
-def http_answer(status, content_type, text):
+def http_answer(status, content_type, text, headers=()):
     """A whole HTTP response that closes its connection."""
     body = text.encode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
     head = (
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n"
     )
-    return head.encode() + body
+    return head.encode("latin-1") + body
 
 
-def too_large_answer(target, limit):
-    """413: the API's JSON error under /api/, plain text elsewhere."""
+def too_large_answer(target, limit, origin=None):
+    """413 in the shape of the path's answers: section 10's, section 11's, the API's JSON, else plain text.
+
+    An origin allowed to read the path's answers (CORS) may read this one too.
+    """
     message = too_large_text(limit)
-    if target.startswith(b"/api/"):
-        body = json.dumps(api_error_body("E1009", message))
-        return http_answer(413, "application/json", body)
-    return http_answer(413, "text/plain; charset=utf-8", f"{message}\n")
+    path = target.decode("latin-1")
+    headers = []
+    if origin is not None and re.match(settings.CORS_URLS_REGEX, path) and cors_allowed(origin):
+        headers = [("Access-Control-Allow-Origin", origin), ("Vary", "origin")]
+    if path.startswith("/edit-in-word/"):
+        body = launch_link_error_body("H1001", message)
+    elif path.startswith("/api/convert/"):
+        body = conversion_refusal_body(message)
+    elif path.startswith("/api/"):
+        body = api_error_body("E1009", message)
+    else:
+        return http_answer(413, "text/plain; charset=utf-8", f"{message}\n")
+    return http_answer(413, "application/json", json.dumps(body), headers)
 
 
 def head_too_slow_answer():

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from urllib.parse import quote
 
 from django.conf import settings
 
@@ -38,3 +39,19 @@ def connection_details(session, word_secret, client_secret):
         "publish_code": publish_code(session.id, word_secret),
         "manifest_url": f"{settings.COLLAB_PUBLIC_URL}/addin/manifest.xml",
     }
+
+
+def launch_link_endpoint():
+    """Where the field's editor plugin asks for launch links (its editinword_generate_url)."""
+    return f"{settings.COLLAB_PUBLIC_URL}/edit-in-word/generate-word-launch-link"
+
+
+def launch_file_url(launch_file):
+    """Where Word downloads an Edit in Word .docx; its name ends the path, as Word's title bar shows it."""
+    name = quote(launch_file.file_name, safe="")
+    return f"{settings.COLLAB_PUBLIC_URL}/edit-in-word/files/{launch_file.pk}/{name}"
+
+
+def word_launch_url(launch_file):
+    """The link that opens the .docx in Word (Office URI scheme: open for editing, from a URL)."""
+    return f"ms-word:ofe|u|{launch_file_url(launch_file)}"

@@ -1,4 +1,4 @@
-"""Sessions, their access tokens and the revisions they published."""
+"""Sessions, their access tokens, the revisions they published; integration keys and Word launch files."""
 
 import hashlib
 import hmac
@@ -22,6 +22,11 @@ def new_session_id():
     return random_urlsafe(12)
 
 
+def new_launch_file_id():
+    """A launch file's id: 256 random bits, so its URL cannot be guessed."""
+    return random_urlsafe(32)
+
+
 def could_be_secret(value):
     """Whether a value could be a secret: ASCII text (a lone surrogate cannot be hashed), not too long."""
     return isinstance(value, str) and 0 < len(value) <= 200 and value.isascii()
@@ -30,6 +35,58 @@ def could_be_secret(value):
 def digest_secret(secret):
     """The stored form of a token: tokens are random, so a plain SHA-256 is enough."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class SecretQuerySet(models.QuerySet):
+    """Look-ups of rows that store a secret's digest."""
+
+    related = ()  # what a look-up brings along
+
+    def for_secret(self, secret):
+        """The row whose secret this is, or None; compared in constant time."""
+        if not could_be_secret(secret):
+            return None
+        digest = digest_secret(secret)
+        row = self.select_related(*self.related).filter(digest=digest).first()
+        if row is None or not hmac.compare_digest(row.digest, digest):
+            return None
+        return row
+
+
+class IntegrationKey(models.Model):
+    """A host application's credential for Edit in Word (PROTOCOL.md section 10); stored as a hash."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=TOKEN_PREFIX_LENGTH, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    max_sessions = models.PositiveIntegerField(
+        default=0, help_text="The most active sessions the key may hold at once; 0: no cap."
+    )
+    revoked = models.BooleanField(default=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SecretQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "integration key"
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def build(cls, name, max_sessions=0):
+        """A new unsaved key and its plain-text secret, which is never stored."""
+        secret = random_urlsafe(32)
+        key = cls(
+            name=name,
+            max_sessions=max_sessions,
+            prefix=secret[:TOKEN_PREFIX_LENGTH],
+            digest=digest_secret(secret),
+        )
+        return key, secret
 
 
 class CollabSession(models.Model):
@@ -48,6 +105,14 @@ class CollabSession(models.Model):
     updated_at = models.DateTimeField(null=True, blank=True, help_text="Time of the last published version.")
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=200, blank=True)
+    integration_key = models.ForeignKey(
+        IntegrationKey,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sessions",
+        help_text="The key whose Edit in Word request created the session.",
+    )
 
     class Meta:
         verbose_name = "session"
@@ -65,16 +130,8 @@ class CollabSession(models.Model):
         return self.status == self.Status.ACTIVE
 
 
-class TokenQuerySet(models.QuerySet):
-    def for_secret(self, secret):
-        """The token whose secret this is, or None; compared in constant time."""
-        if not could_be_secret(secret):
-            return None
-        digest = digest_secret(secret)
-        token = self.select_related("session").filter(digest=digest).first()
-        if token is None or not hmac.compare_digest(token.digest, digest):
-            return None
-        return token
+class TokenQuerySet(SecretQuerySet):
+    related = ("session",)
 
 
 class SessionToken(models.Model):
@@ -106,6 +163,11 @@ class SessionToken(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked = models.BooleanField(default=False)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Set on the one token of a session that stands for the integration key which created it:
+    # that key signs in with its own secret, so the token's digest matches no secret at all.
+    integration_key = models.ForeignKey(
+        IntegrationKey, on_delete=models.CASCADE, null=True, blank=True, related_name="tokens"
+    )
 
     objects = TokenQuerySet.as_manager()
 
@@ -129,6 +191,20 @@ class SessionToken(models.Model):
             **fields,
         )
         return token, secret
+
+    @classmethod
+    def build_for_key(cls, session, key, **fields):
+        """A new unsaved client token of a session for the integration key that created it; it may end it."""
+        # Nobody holds a secret of this digest: the key's own secret is checked instead.
+        return cls(
+            session=session,
+            role=cls.Role.CLIENT,
+            can_end_session=True,
+            prefix=key.prefix,
+            digest=digest_secret(random_urlsafe(32)),
+            integration_key=key,
+            **fields,
+        )
 
     def is_usable(self, now=None):
         """Unrevoked and unexpired."""
@@ -156,3 +232,23 @@ class Revision(models.Model):
 
     def __str__(self):
         return f"{self.session_id} v{self.version}"
+
+
+class LaunchFile(models.Model):
+    """The .docx Word opens from an Edit in Word launch link, kept where every server process can serve it."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_launch_file_id, editable=False)
+    session = models.ForeignKey(CollabSession, on_delete=models.CASCADE, related_name="launch_files")
+    file_name = models.CharField(max_length=200)
+    content = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # The sweep deletes the files whose link has expired.
+            models.Index(fields=["expires_at"], name="launch_file_expires"),
+        ]
+
+    def __str__(self):
+        return f"{self.file_name} of {self.session_id}"

@@ -1,4 +1,5 @@
-"""The wire format of PROTOCOL.md: actions, error codes and close codes, every server message, client frames.
+"""The wire format of PROTOCOL.md: actions, error codes and close codes, every server message, client frames,
+and the bodies of the Edit in Word and conversion endpoints (sections 10 and 11).
 
 Nothing else in the house writes a server envelope (`"Origin": "server"`) or an error text:
 the consumer, the hub, the socket delivery and the daphne adaptations all build their
@@ -275,3 +276,46 @@ def refusal_frames(session_id, code, action=UNKNOWN, detail=None):
         error_message(session_id, code, action, detail),
         session_closed_message(session_id, ERROR_TEXTS[code]),
     ]
+
+
+# Edit in Word (section 10): the answers' codes and texts. H1008, H2001 and H2002 are collab's
+# own additions to the codes of the system being replaced.
+LAUNCH_LINK_MADE = "Word link generated successfully."
+HTTP_ERROR_TEXTS = {
+    "H1001": "Invalid request",
+    "H1002": "Unauthorized access",
+    "H1003": "Forbidden",
+    "H1006": "Generating new session is not allowed",
+    "H1007": "Failed to generate word link",
+    "H1008": "Too many requests",
+    "H2001": "Internal server error",
+    "H2002": "Service unavailable",
+}
+
+
+def launch_link_body(session_id, word_url, **more):
+    """The answer to a launch link request that made a session."""
+    return {
+        "success": True,
+        "message": LAUNCH_LINK_MADE,
+        "sessionId": session_id,
+        "wordUrl": word_url,
+        **more,
+    }
+
+
+def launch_link_error_body(code, detail=None):
+    """A refused launch link request; the message is the code's text, with a detail."""
+    text = HTTP_ERROR_TEXTS[code]
+    message = f"{text}: {detail}" if detail else text
+    return {"success": False, "errorCode": code, "message": message, "sessionId": None, "wordUrl": None}
+
+
+# The conversion endpoints (section 11).
+EMPTY_HTML = "HTML content cannot be empty."
+EMPTY_DOCX = "DOCX file cannot be empty."
+
+
+def conversion_refusal_body(message):
+    """A refused conversion request: {"success": false, "message"}."""
+    return {"success": False, "message": message}

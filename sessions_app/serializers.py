@@ -6,7 +6,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import CollabSession, Revision, SessionToken
+from .models import CollabSession, IntegrationKey, Revision, SessionToken
 from .presence import presence
 from .services import default_token_expiry
 
@@ -59,8 +59,12 @@ class SessionSerializer(serializers.ModelSerializer):
             "updated_at",
             "ended_at",
             "end_reason",
+            "integration_key",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "integration_key": {"help_text": "The integration key that created it (Edit in Word)."}
+        }
 
     @extend_schema_field(serializers.IntegerField(min_value=0))
     def get_viewers(self, session):
@@ -114,6 +118,47 @@ class TokenCreatedSerializer(serializers.Serializer):
     token = serializers.CharField(help_text="The secret; shown once.")
     role = serializers.ChoiceField(choices=SessionToken.Role.choices)
     expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class IntegrationKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    max_sessions = serializers.IntegerField(
+        min_value=0, max_value=1_000_000, default=0, help_text="The most active sessions at once; 0: no cap."
+    )
+
+
+class IntegrationKeyCreatedSerializer(serializers.Serializer):
+    """A new integration key with its secret in plain text: the only time it is shown."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    key = serializers.CharField(help_text="The secret (the plugin's editinword_token); shown once.")
+    max_sessions = serializers.IntegerField()
+
+
+class IntegrationKeySerializer(serializers.ModelSerializer):
+    """An integration key as stored: never its secret, only the first characters to tell it apart."""
+
+    active_sessions = serializers.SerializerMethodField(help_text="Active sessions the key created.")
+
+    class Meta:
+        model = IntegrationKey
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "max_sessions",
+            "active_sessions",
+            "revoked",
+            "revoked_at",
+            "created_at",
+            "last_used_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField(min_value=0))
+    def get_active_sessions(self, key):
+        return key.active_sessions  # annotated by the view's query
 
 
 class RevisionSerializer(serializers.ModelSerializer):

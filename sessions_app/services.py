@@ -1,4 +1,4 @@
-"""Every state change of sessions, tokens and revisions, and the broadcast that follows it."""
+"""Every state change of sessions, tokens, revisions, integration keys, launch files, and what follows it."""
 
 import logging
 from datetime import timedelta
@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import CollabSession, Revision, SessionToken
+from .models import CollabSession, IntegrationKey, LaunchFile, Revision, SessionToken
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,14 @@ ENDED_MESSAGE = "Session ended successfully."
 
 class SessionUnavailable(Exception):
     """The session is unknown or has ended, so it cannot change any more."""
+
+
+class SessionCapReached(Exception):
+    """The integration key already holds its maximum of active sessions."""
+
+
+class KeyRevoked(Exception):
+    """The integration key was revoked while its request was under way."""
 
 
 def session_group(session_id):
@@ -151,11 +159,15 @@ def end_locked_session(session, reason, now=None):
     session.ended_at = now or timezone.now()
     session.end_reason = reason
     session.save(update_fields=["status", "ended_at", "end_reason"])
+    # Its launch link ends with it; the file holds a word token in plain text.
+    LaunchFile.objects.filter(session=session).delete()
     broadcast_on_commit(session.id, {"type": "session.ended", "reason": reason})
 
 
 def do_expire_sessions(now=None):
-    """End idle and over-age sessions, delete ended ones kept long enough; returns (ended, deleted).
+    """End idle and over-age sessions, delete ended ones kept long enough and expired launch files.
+
+    Returns (sessions ended, sessions deleted).
 
     Several processes may run this at once: each session is rechecked under a row lock, so it
     ends (and its sockets hear of it) exactly once.
@@ -168,6 +180,7 @@ def do_expire_sessions(now=None):
             if session is not None:
                 end_locked_session(session, expiry_reason(session, now), now)
                 ended += 1
+    LaunchFile.objects.filter(expires_at__lte=now).delete()
     return ended, delete_ended_sessions(now)
 
 
@@ -227,3 +240,63 @@ def do_revoke_token(token):
         SessionToken.objects.filter(pk=token.pk).update(revoked=True)
         token.revoked = True
         broadcast_on_commit(token.session_id, {"type": "token.revoked", "token_id": token.pk})
+
+
+def do_create_integration_key(name, max_sessions=0):
+    """Create an integration key; the plain-text secret is returned here and never again."""
+    key, secret = IntegrationKey.build(name, max_sessions)
+    key.save()
+    return key, secret
+
+
+def do_revoke_integration_key(key):
+    """Revoke a key; the sockets signed in with it are refused at once. False if it was revoked already."""
+    with transaction.atomic():
+        now = timezone.now()
+        if not IntegrationKey.objects.filter(pk=key.pk, revoked=False).update(revoked=True, revoked_at=now):
+            return False
+        key.revoked, key.revoked_at = True, now
+        tokens = list(
+            SessionToken.objects.filter(integration_key=key, revoked=False).values_list("pk", "session_id")
+        )
+        SessionToken.objects.filter(pk__in=[pk for pk, _ in tokens]).update(revoked=True)
+        for token_id, session_id in tokens:
+            broadcast_on_commit(session_id, {"type": "token.revoked", "token_id": token_id})
+    return True
+
+
+def active_sessions_of(key):
+    """The active sessions an integration key created."""
+    return CollabSession.objects.filter(integration_key=key, status=CollabSession.Status.ACTIVE)
+
+
+def has_session_room(key):
+    """Whether the key may create one more session now (its cap is checked again when it does)."""
+    return not key.max_sessions or active_sessions_of(key).count() < key.max_sessions
+
+
+def do_start_edit_in_word(key, session, word_token, converted, launch_file):
+    """Store a session an integration key asked for: its tokens, its first version and its launch file.
+
+    `session`, `word_token` and `launch_file` come built but unsaved (the .docx holds the session's
+    id and the word token's secret). SessionCapReached if the key holds its maximum of active
+    sessions; the key's row is locked meanwhile, so concurrent requests cannot pass the cap together.
+    """
+    with transaction.atomic():
+        locked = IntegrationKey.objects.select_for_update().get(pk=key.pk)
+        if locked.revoked:
+            raise KeyRevoked(key.pk)
+        if not has_session_room(locked):
+            raise SessionCapReached(key.pk)
+        session.integration_key = locked
+        session.save(force_insert=True)
+        word_token.save(force_insert=True)
+        SessionToken.build_for_key(session, locked, label=key_token_label(locked)).save()
+        launch_file.save(force_insert=True)
+        do_publish_document(session.id, converted)
+    return session
+
+
+def key_token_label(key):
+    """The label of the token that stands for an integration key in its session, as the admin shows it."""
+    return f"Edit in Word: key {key.name}"[:100]

@@ -198,6 +198,7 @@ def test_list_sessions_newest_first_paginated_and_filtered(staff, settings):
         "updated_at",
         "ended_at",
         "end_reason",
+        "integration_key",
     }
     second = staff.get(first["next"]).json()
     assert [row["id"] for row in second["results"]] == [ids[0]]

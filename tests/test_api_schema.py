@@ -49,6 +49,11 @@ def test_schema_describes_every_endpoint_of_the_protocol(schema):
         ("/api/sessions/{session_id}/html", "get"),
         ("/api/sessions/{session_id}/document", "put"),
         ("/api/sessions/{session_id}/revisions/", "get"),
+        ("/api/integration-keys/", "get"),
+        ("/api/integration-keys/", "post"),
+        ("/api/integration-keys/{key_id}/", "delete"),
+        ("/api/convert/html-docx", "post"),
+        ("/api/convert/docx-html", "post"),
     }
     document = schema["paths"]["/api/sessions/{session_id}/document"]["put"]
     assert set(document["requestBody"]["content"]) == {
@@ -60,7 +65,19 @@ def test_schema_describes_every_endpoint_of_the_protocol(schema):
         "text/html"
         in schema["paths"]["/api/sessions/{session_id}/html"]["get"]["responses"]["200"]["content"]
     )
-    assert set(schema["components"]["securitySchemes"]) == {"basicAuth", "cookieAuth", "sessionToken"}
+    assert set(schema["components"]["securitySchemes"]) == {
+        "basicAuth",
+        "cookieAuth",
+        "sessionToken",
+        "integrationKey",
+    }
+    docx_html = schema["paths"]["/api/convert/docx-html"]["post"]
+    assert set(docx_html["requestBody"]["content"]) == {"multipart/form-data"}
+    assert {"200", "400", "401", "413", "422"} <= set(docx_html["responses"])
+    html_docx = schema["paths"]["/api/convert/html-docx"]["post"]
+    assert set(html_docx["responses"]["200"]["content"]) == {
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    }
 
 
 @pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])
@@ -117,7 +134,7 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(daphne, tmp_pa
     # Every operation as staff, with arbitrary session ids.
     code, output = schemathesis(tmp_path, schema_url, "--auth", f"staff:{STAFF_PASSWORD}")
     assert code == 0, output
-    assert "Tested: 9" in output, output
+    assert "Tested: 14" in output, output
 
     # Reading and publishing with the session's word token, in that real session.
     config = tmp_path / "schemathesis.toml"

@@ -382,7 +382,12 @@ def test_a_marker_cannot_be_written_by_a_document():
         ('<p dir="rtl">a</p><span dir="ltr">b</span>', '<p dir="rtl">a</p><span dir="ltr">b</span>'),
         ('<p dir="javascript:alert(1)">a</p>', "<p>a</p>"),
         ('<ol dir="RTL" start="3"><li dir=" rtl">a</li></ol>', '<ol start="3"><li>a</li></ol>'),
-        ('<div dir="rtl">a</div><td dir="rtl">b</td><img dir="rtl">', "<div>a</div>b<img>"),
+        # An HTML payload's enclosing block (Edit in Word's editor content) keeps its direction.
+        ('<div dir="rtl">a</div><td dir="rtl">b</td><img dir="rtl">', '<div dir="rtl">a</div>b<img>'),
+        (
+            '<div dir="auto">a</div><blockquote dir="ltr">b</blockquote>',
+            '<div>a</div><blockquote dir="ltr">b</blockquote>',
+        ),
         (
             '<table dir="auto"><tr><td>a</td></tr></table>',
             "<table><tbody><tr><td>a</td></tr></tbody></table>",

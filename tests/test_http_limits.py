@@ -11,7 +11,15 @@ import pytest
 from django.urls import reverse
 
 from sessions_app.daphne_adaptations import DOCUMENT_UPLOADS
-from sessions_app.protocol import ERROR_TEXTS, HEAD_TOO_SLOW, TOO_MANY_FROM_ADDRESS, api_error_body
+from sessions_app.protocol import (
+    ERROR_TEXTS,
+    HEAD_TOO_SLOW,
+    TOO_MANY_FROM_ADDRESS,
+    api_error_body,
+    conversion_refusal_body,
+    launch_link_error_body,
+    too_large_text,
+)
 from tests.documents import flat_opc
 
 pytestmark = pytest.mark.integration
@@ -184,6 +192,39 @@ def test_a_document_over_the_request_limit_still_uploads(shared_daphne):
 def test_the_document_limit_follows_the_api_route():
     path = reverse("api:document", args=["Session_id-1"])
     assert [method for method, pattern in DOCUMENT_UPLOADS if pattern.fullmatch(path)] == [b"PUT"]
+
+
+def test_the_document_limit_follows_the_edit_in_word_and_conversion_routes():
+    for path in (
+        reverse("generate-word-launch-link"),
+        reverse("api:convert-html-docx"),
+        reverse("api:convert-docx-html"),
+    ):
+        assert [method for method, pattern in DOCUMENT_UPLOADS if pattern.fullmatch(path)] == [b"POST"], path
+
+
+def test_a_launch_link_request_too_large_is_refused_in_its_own_shape_readable_by_the_host(daphne):
+    host = "https://intranet.example"
+    server = daphne(COLLAB_ALLOWED_ORIGINS=host)
+    declared = f"Content-Length: {DOCUMENT_LIMIT + 1}"
+    launch = head("POST", "/edit-in-word/generate-word-launch-link", f"Origin: {host}", "Token: k", declared)
+    answer, sent = exchange(server.port, launch, [b" " * MIB] * 2, pause=0.5)
+    status, headers, body = parsed(answer)
+    assert (status, headers["access-control-allow-origin"]) == (413, host)
+    assert json.loads(body) == launch_link_error_body("H1001", too_large_text(DOCUMENT_LIMIT))
+    assert sent < MIB
+    convert = head("POST", "/api/convert/html-docx", "Origin: https://attacker.example", declared)
+    status, headers, body = parsed(exchange(server.port, convert)[0])
+    assert status == 413 and "access-control-allow-origin" not in headers
+    assert json.loads(body) == conversion_refusal_body(too_large_text(DOCUMENT_LIMIT))
+    # The application's own refusals reach the host's page too.
+    refused = head("POST", "/edit-in-word/generate-word-launch-link", f"Origin: {host}", "Content-Length: 0")
+    status, headers, body = parsed(exchange(server.port, refused)[0])
+    assert (status, headers["access-control-allow-origin"], json.loads(body)["errorCode"]) == (
+        401,
+        host,
+        "H1002",
+    )
 
 
 # Slow heads
