@@ -29,6 +29,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from conversion import ConversionError
+from conversion.html_docx import first_heading
 
 from . import bounded_json, links
 from .api import DOCX_MEDIA_TYPE, PayloadTooLarge
@@ -41,7 +42,7 @@ from .protocol import (
     launch_link_error_body,
     too_large_text,
 )
-from .publishing import conversion_limits, conversion_pool
+from .publishing import conversion_pool
 from .services import (
     KeyRevoked,
     SessionCapReached,
@@ -155,25 +156,18 @@ def session_cap_refusal(key):
     return LaunchRefused(400, "H1006", f"the key holds its maximum of {key.max_sessions} active sessions")
 
 
-# The HTML-to-.docx converter, called from these two functions alone.
-# TEMPORARY: conversion/html_docx.py is built in its own branch; until it is merged it is imported
-# on first use, and the .docx is made in this request's thread. Once ConversionPool.html_to_docx is
-# there, docx_of hands the work to the pool (its timeout and memory limit) in one line.
-
-
 def title_of(html):
     """A session's title: the HTML's first heading, else DEFAULT_TITLE."""
-    from conversion.html_docx import first_heading
-
     heading = " ".join((first_heading(html) or "").split())
     return heading[:200] or DEFAULT_TITLE
 
 
 def docx_of(html, properties, title, owner):
-    """The .docx of posted HTML with these custom document properties; ConversionError if none can be made."""
-    from conversion.html_docx import html_to_docx
+    """The .docx of posted HTML with these custom document properties; ConversionError if none can be made.
 
-    return html_to_docx(html, properties, title, limits=conversion_limits())
+    Made in a conversion worker (its timeout and memory limit), shared fairly between owners.
+    """
+    return async_to_sync(conversion_pool().html_to_docx)(html, properties, title, owner)
 
 
 def file_name_for(title):

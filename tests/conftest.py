@@ -1,10 +1,8 @@
 """Shared fixtures; the integration ones are opt-in, so plain pytest-django tests keep their own database."""
 
 import asyncio
-import importlib.util
 import os
 import secrets
-import sys
 from urllib.parse import urlsplit
 
 import pytest
@@ -53,15 +51,6 @@ def session(request, make_session):
     """
     marker = request.node.get_closest_marker("session_title")
     return make_session(*marker.args) if marker else make_session()
-
-
-@pytest.fixture
-def html_docx_converter(monkeypatch):
-    """TEMPORARY: tests/html_docx_stand_in.py as conversion.html_docx while that module is not merged yet."""
-    if importlib.util.find_spec("conversion.html_docx") is None:
-        from tests import html_docx_stand_in
-
-        monkeypatch.setitem(sys.modules, "conversion.html_docx", html_docx_stand_in)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from tests.sockets import assert_closed, open_socket, receive, send
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("fast_password_hashing", "html_docx_converter"),
+    pytest.mark.usefixtures("fast_password_hashing"),
 ]
 
 PASSWORD = "staff-password-for-tests"  # noqa: S105
