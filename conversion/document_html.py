@@ -281,7 +281,7 @@ def _part(context: WordContext, shown: ShownPart, messages: list, warnings: list
     """A shown header or footer's HTML, converted once per context."""
     key = (shown.tag, shown.kind, shown.part)
     if key not in context.part_html:
-        result = context.convert_part(shown.part, shown.tag, context.package)
+        result = context.convert_part(shown.part, shown.tag)
         if result is None:
             context.part_html[key] = ("", (), (PART_LEFT_OUT.format(tag=shown.tag),))
         elif not result.value:

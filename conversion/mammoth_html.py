@@ -10,7 +10,6 @@ import xml.parsers.expat
 import zipfile
 import zlib
 
-import mammoth
 from mammoth import html as mammoth_html
 
 from . import direction, omml, style_matching, xml_parser
@@ -18,13 +17,7 @@ from .document_html import HTML_FINISHERS, ConvertedDocument, convert_changed, c
 from .errors import ConversionError
 from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits, MiB
 from .word_context import read_context
-from .word_features import (
-    STYLE_MAP,
-    WordPackage,
-    alignment_transform,
-    element_transform,
-    part_as_docx,
-)
+from .word_features import STYLE_MAP, element_transform
 from .xml_parser import BodyLayout, parsing_within
 
 xml_parser.install()
@@ -158,7 +151,6 @@ def convert_docx(
             convert_options,
             element_transform,
             images,
-            lambda part, tag, package: _convert_part(docx, part, tag, images, package),
             other_warnings,
             layouts,
             data,
@@ -223,28 +215,6 @@ def _embedded_style_map(archive: zipfile.ZipFile, warnings: list[str]) -> str:
         warnings.append(EMBEDDED_STYLE_MAP_LEFT_OUT)
         return ""
     return text
-
-
-def _convert_part(docx: bytes, part: str, kind: str, images: ImageBudget, package: WordPackage):
-    """A header or footer part through mammoth as a document of its own; None if it cannot be read."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(docx)) as archive:
-            # Its own id prefix keeps its bookmarks and notes apart from the body's.
-            # The package's own style map was never read for a header or footer: it still is not.
-            return mammoth.convert_to_html(
-                io.BytesIO(part_as_docx(archive, part, package.styles_part)),
-                id_prefix=f"{kind}-",
-                convert_image=images,
-                external_file_access=False,
-                include_embedded_style_map=False,
-                style_map=STYLE_MAP,
-                transform_document=alignment_transform(package),
-            )
-    except ConversionError:
-        raise
-    except Exception:
-        # The body does not depend on it: a damaged header leaves the document readable.
-        return None
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mammoth import conversion, documents, docx, options, results, zips
+from mammoth import conversion, documents, docx, html, options, results, writers, zips
 from mammoth.docx import body_xml, office_xml
 from mammoth.docx.content_types_xml import empty_content_types, read_content_types_xml_element
 from mammoth.docx.files import Files
@@ -26,6 +26,7 @@ from mammoth.docx.xmlparser import XmlElement
 
 from .archive import zip_entries
 from .document_source import DocumentSource
+from .errors import ConversionError
 from .word_features import TransformedNotes, WordPackage, read_package, transformed_comments
 from .xml_parser import BodyLayout, parse_xml
 
@@ -46,7 +47,9 @@ class WordContext:
     ignore_empty_paragraphs: bool
     transform: Callable  # the document transform, applied to each top-level element
     images: Any  # the ImageBudget that converts pictures and counts them
-    convert_part: Callable  # (part name, "header"|"footer", package) to mammoth's Result, or None
+    zip_file: Any  # mammoth's view of the archive
+    shared: Any  # the content types, styles and numbering every part is read with
+    part_style_map: list  # the style map of headers and footers (never the document's own)
     messages: list  # from reading the style maps, notes and comments
     other_warnings: list  # collab's own, from reading the package
     body: list  # the main part's top-level body elements as parsed (before mammoth reads them)
@@ -71,13 +74,44 @@ class WordContext:
         converter._collab_style_memo = self.style_memo
         return converter
 
+    def convert_part(self, name: str, kind: str):
+        """A header or footer part converted as mammoth converts a body: mammoth's Result, or None.
+
+        Read with the part's own relationships (its pictures), its ids prefixed with its
+        kind so they stay apart from the body's; the document's own style map is not used.
+        """
+        try:
+            with self.zip_file.open(name) as stream:
+                root = office_xml.read(stream)
+            read = _reader_for(self.zip_file, self.shared, name).read_all(root.children)
+            messages: list = []
+            converter = conversion._DocumentConverter(
+                messages=messages,
+                style_map=self.part_style_map,
+                convert_image=self.images,
+                id_prefix=f"{kind}-",
+                ignore_empty_paragraphs=self.ignore_empty_paragraphs,
+                note_references=[],
+                comments={},
+            )
+            state = conversion._ConversionContext(is_table_header=False)
+            nodes = [
+                node for element in read.value for node in converter.visit(self.transform(element), state)
+            ]
+        except ConversionError:
+            raise
+        except Exception:  # noqa: BLE001  (the body does not depend on it: a damaged header leaves it readable)
+            return None
+        writer = writers.writer("html")
+        html.write(writer, html.collapse(html.strip_empty(nodes)))
+        return results.Result(writer.as_string(), read.messages + messages)
+
 
 def read_context(
     docx_bytes: bytes,
     convert_options: dict,
     make_transform: Callable[[WordPackage], Callable],
     images: Any,
-    convert_part: Callable,
     other_warnings: list,
     layouts: dict[str, BodyLayout] | None = None,
     data: bytes | None = None,
@@ -137,7 +171,9 @@ def read_context(
         ignore_empty_paragraphs=chosen["ignore_empty_paragraphs"],
         transform=transform,
         images=images,
-        convert_part=convert_part,
+        zip_file=zip_file,
+        shared=shared,
+        part_style_map=options.read_options({**convert_options, "embedded_style_map": ""}).value["style_map"],
         messages=read_options.messages + referents.messages,
         other_warnings=other_warnings,
         body=body,

@@ -8,13 +8,11 @@
   and comments. List items keep their list markup and so their alignment is not carried.
 - Right-to-left paragraphs, lists, tables and runs as ``dir="rtl"`` (direction.py).
 - What the sections need to find their headers and footers (sections.py): the main part's
-  relationships and whether the settings ask for even-page headers; and ``part_as_docx``,
-  which makes a header or footer part a small document mammoth can convert on its own.
+  relationships and whether the settings ask for even-page headers.
 """
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
 import zipfile
@@ -219,47 +217,6 @@ def _block_kind(style_id: str | None, style_name: str | None) -> str:
 def _is_named_heading(style_name: str | None) -> bool:
     # Length first: one long style name shared by many paragraphs must not be lowered for each.
     return style_name is not None and len(style_name) == 7 and style_name.lower() == "heading"
-
-
-def part_as_docx(archive: zipfile.ZipFile, part: str, styles_part: str | None = None) -> bytes:
-    """A .docx whose main document is the body of a header or footer part, with its pictures and styles."""
-    names = {name.lower(): name for name in archive.namelist()}
-    base = posixpath.dirname(part)
-    rels_path = _rels_path(part)
-    body = _HEADER_ROOT.sub(rb"<\1document\2><\1body>", archive.read(part), count=1)
-    body = _HEADER_END.sub(rb"</\1body></\1document>", body, count=1)
-    entries: dict[str, bytes] = {
-        "_rels/.rels": (
-            b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-            b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
-            b'relationships/officeDocument" Target="' + part.encode() + b'"/></Relationships>'
-        ),
-        part: body,
-    }
-    keep = {rels_path.lower(), "[content_types].xml", posixpath.join(base, "styles.xml").lower()}
-    keep |= {posixpath.join(base, "numbering.xml").lower()}
-    keep |= {
-        target.lower()
-        for _, _, target, external in _relationships(archive, names, base, rels_path)
-        if not external
-    }
-    for lowered, name in names.items():
-        if lowered in keep and name not in entries:
-            entries[name] = archive.read(name)
-    # mammoth finds a main part's styles beside it when no relationship names them.
-    beside = posixpath.join(base, "styles.xml")
-    if styles_part is not None and beside.lower() not in names:
-        entries[beside] = archive.read(styles_part)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as out:
-        for name, data in entries.items():
-            out.writestr(name, data)
-    return buffer.getvalue()
-
-
-# Linear on any bytes: the start tag's attributes stop at the next "<" as well as ">".
-_HEADER_ROOT = re.compile(rb"<([\w.-]+:)?(?:hdr|ftr)\b([^<>]*)>")
-_HEADER_END = re.compile(rb"</([\w.-]+:)?(?:hdr|ftr)>\s*$")
 
 
 def _rels_path(part: str) -> str:
