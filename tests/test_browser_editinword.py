@@ -21,7 +21,7 @@ from tests.clients import Publisher
 from tests.documents import CORPUS, corpus_file
 from tests.launch_links import WORD_URL_PREFIX, custom_properties
 from tests.pages import PageWatch
-from tests.servers import REPO_ROOT, Server
+from tests.servers import REPO_ROOT, Server, create_superuser
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -256,11 +256,11 @@ def test_the_field_plugin_hands_its_content_to_word_and_shows_what_word_publishe
     assert host.errors == [f"editinword: {ENDED_FROM_WORD}"]
 
 
-async def publish_as_word(properties, ws_url, document):
+async def publish_as_word(properties, ws_url, document, text=WORD_TEXT):
     """Word's add-in publishes `document`, signed in with the token from the .docx's properties."""
     session = {"id": properties["sessionId"], "word_token": properties["token"]}
     publisher = Publisher([ws_url], session)
-    outcome = await publisher.publish(document, WORD_TEXT)
+    outcome = await publisher.publish(document, text)
     await publisher.disconnect()
     assert outcome.version is not None, outcome
 
@@ -323,3 +323,110 @@ def test_a_key_at_its_session_cap_shows_new_session_not_allowed(collab, host_pag
     # The first session is untouched.
     assert not first.editable()
     assert first.pressed()
+
+
+# The staff-only "Try Edit in Word" page, on collab itself: editinword.js without TinyMCE.
+TRY_PAGE = "/edit-in-word/try/"
+STAFF_PASSWORD = "try-edit-in-word-password"  # noqa: S105 - a throwaway test database's user
+TABLE_TEXT = "Southeast"  # in oasamples-table-styled
+
+
+@pytest.fixture(scope="module")
+def staff(collab):
+    create_superuser(collab.env, STAFF_PASSWORD, username="trier")
+    return "trier"
+
+
+@pytest.fixture
+def try_page(chromium, collab, staff):
+    context = chromium.new_context()
+    context.add_init_script(WINDOW_OPEN_STUB)
+    page = context.new_page()
+    page.goto(f"{collab.url}/admin/login/?next={TRY_PAGE}", timeout=WAIT_MS)
+    page.fill("#id_username", staff)
+    page.fill("#id_password", STAFF_PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{collab.url}{TRY_PAGE}", timeout=WAIT_MS)
+    yield PageWatch(page)
+    context.close()
+
+
+def wait_for_area_text(page, text):
+    page.wait_for_function(
+        "text => document.getElementById('area').textContent.includes(text)", arg=text, timeout=WAIT_MS
+    )
+
+
+def wait_for_state(page, state):
+    page.wait_for_function("state => document.body.dataset.state === state", arg=state, timeout=WAIT_MS)
+
+
+def test_the_try_page_is_for_staff_only(collab):
+    status, _, body = download(f"{collab.url}{TRY_PAGE}")
+    assert status == 200
+    assert b"id_username" in body  # the admin's sign-in page, not the try page
+    assert b"Try Edit in Word" not in body
+
+
+def test_the_try_page_hands_its_area_to_word_and_shows_each_version(collab, try_page):
+    page = try_page.page
+    key = create_key(collab, "try page")
+    assert page.get_attribute("#area", "contenteditable") == "true"
+    page.fill("#key", key["key"])
+    page.click("#toggle")
+    wait_for_state(page, "live")
+    assert page.get_attribute("#area", "contenteditable") == "false"
+    wait_for_area_text(page, "Written on the web, finished in Word.")
+
+    [word_url] = page.evaluate("() => window.__opened")
+    assert word_url.startswith(WORD_URL_PREFIX + "http")
+    assert page.get_attribute("#word-link", "href") == word_url
+    properties = custom_properties(download(word_url.removeprefix(WORD_URL_PREFIX))[2])
+    assert session_record(collab, properties["sessionId"]) == {"status": "active", "key": key["id"]}
+    [hello] = [message for message in try_page.sent if message.get("Action") == "init"]
+    assert hello == {
+        "Origin": "client",
+        "SessionId": properties["sessionId"],
+        "Token": key["key"],
+        "Action": "init",
+        "Protocol": 2,
+        "Features": ["html-patch"],
+    }
+
+    for name, text in (("oasamples-table-styled", TABLE_TEXT), ("oasamples-text-with-style", WORD_TEXT)):
+        document = corpus_file(f"flatopc/{name}.xml").read_text(encoding="utf-8-sig")
+        run_as_word(publish_as_word(properties, collab.ws_url, document, text))
+        wait_for_area_text(page, text)
+    assert TABLE_TEXT not in page.inner_text("#area")
+
+    run_as_word(end_from_word(properties, collab.ws_url))
+    wait_for_state(page, "ended")
+    assert page.get_attribute("#area", "contenteditable") == "true"
+    assert page.inner_text("#toggle") == "Edit in Word"
+    assert WORD_TEXT in page.inner_text("#area")
+    assert try_page.errors == []
+
+
+def test_the_try_page_ends_the_session_with_its_button(collab, try_page):
+    page = try_page.page
+    key = create_key(collab, "try page end")
+    page.fill("#key", key["key"])
+    page.click("#toggle")
+    wait_for_state(page, "live")
+    session_id = page.evaluate("() => window.__opened[0]")
+    properties = custom_properties(download(session_id.removeprefix(WORD_URL_PREFIX))[2])
+
+    page.click("#toggle")
+    wait_for_state(page, "ended")
+    assert page.get_attribute("#area", "contenteditable") == "true"
+    assert session_record(collab, properties["sessionId"])["status"] == "ended"
+
+
+def test_the_try_page_says_why_a_key_is_refused(try_page):
+    page = try_page.page
+    page.fill("#key", "not-a-key")
+    page.click("#toggle")
+    wait_for_state(page, "failed")
+    assert "integration key" in page.inner_text("#state")
+    assert page.get_attribute("#area", "contenteditable") == "true"
+    assert page.evaluate("() => window.__opened") == []
