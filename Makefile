@@ -30,12 +30,14 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# The browser tests drive Debian's Chromium; installed only when it is missing.
+# The browser tests drive Debian's Chromium, and TinyMCE 5 for the field's editor plugin;
+# each installed only when it is missing.
 browser:
 	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+	@test -f .browser-packages/node_modules/tinymce/tinymce.min.js || npm install --prefix .browser-packages --no-save tinymce@5
 
 test: install browser lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) .browser-packages db.sqlite3 staticfiles .pytest_cache .ruff_cache

@@ -8,6 +8,7 @@ urlpatterns = [
         edit_in_word.LaunchLinkView.as_view(),
         name="generate-word-launch-link",
     ),
+    path("edit-in-word/try/", views.try_edit_in_word, name="try-edit-in-word"),
     re_path(
         r"^edit-in-word/files/(?P<file_id>[A-Za-z0-9_-]{1,64})/(?P<file_name>[^/]+)$",
         edit_in_word.launch_file,

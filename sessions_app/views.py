@@ -1,4 +1,4 @@
-"""The HTTP pages: the viewer, the Word add-in's manifest and task pane, their static files, and /healthz."""
+"""HTTP pages: the viewer, Try Edit in Word, the add-in's manifest and task pane, static files, /healthz."""
 
 import asyncio
 import logging
@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.staticfiles.views import serve
 from django.core.exceptions import SuspiciousFileOperation
 from django.db import connection
@@ -77,6 +78,14 @@ def viewer(request, session_id):
     The page never looks the session up, so it tells nobody without a token whether the session exists.
     """
     return render(request, "viewer.html", {"session_id": session_id})
+
+
+@require_safe
+@staff_member_required
+@with_page_headers(script_src=["'self'"], style_src=["'self'"], frame_ancestors=["'none'"])
+def try_edit_in_word(request):
+    """Staff try Edit in Word's whole journey with an editable area, a key they paste, and Word."""
+    return render(request, "editinword/try.html")
 
 
 # Word on the web shows the task pane in a frame of an Office domain, and office.js may add

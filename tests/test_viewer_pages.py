@@ -92,6 +92,7 @@ def test_viewer_page_has_a_strict_csp_and_no_inline_script(client):
     page = Scripts(response.content.decode())
     assert [script["src"] for script in page.scripts] == [
         "/static/shared/live-socket.js",
+        "/static/shared/html-patch.js",
         "/static/viewer/viewer.js",
     ]
     assert all(not script["code"].strip() for script in page.scripts)
