@@ -351,3 +351,18 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.closing = True
         if self.subscriber is not None:
             self.subscriber.stop()
+
+
+async def refuse_unknown_path(scope, receive, send):
+    """A WebSocket to a path collab does not serve: HTTP 404 at the handshake where the server can send one.
+
+    Elsewhere (a server without the ASGI WebSocket denial response) the handshake is refused, as 403.
+    """
+    await receive()  # websocket.connect
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close"})
+        return
+    body = b"No WebSocket is served at this path.\n"
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})

@@ -17,6 +17,10 @@
   more for every chunk received or sent. Those three names, as autobahn's WebSocket modules
   see them, build their text only when a line is written, so lines read as before when
   debug logging is on.
+- **Denial responses.** An application may refuse a WebSocket handshake with an HTTP status
+  of its choice (the ASGI WebSocket Denial Response extension, offered in the scope), where
+  daphne itself only answers 403: collab's routing answers 404 to a path it does not serve.
+  autobahn writes the response's body itself, so the application's body is not sent.
 - **HTTP limits.** Twisted would write any request body to a temporary file and daphne copy
   all of it onto the application queue before Django could refuse it. Each HTTP/1.1
   connection now answers 413 as soon as a body's declared length, or the running total of a
@@ -58,6 +62,8 @@ from .protocol import (
     too_large_text,
 )
 
+DENIAL_RESPONSE = "websocket.http.response"  # the ASGI extension's name in a scope
+
 # The requests whose body is a document (api_urls.py, urls.py), allowed COLLAB_MAX_MESSAGE_BYTES.
 DOCUMENT_UPLOADS = [
     (b"PUT", re.compile(r"/api/sessions/[^/]+/document")),
@@ -89,6 +95,7 @@ def install():
         "WebSocketProtocol._max_message_size_exceeded": WebSocketProtocol,
         "WebSocketProtocol.onClose": WebSocketProtocol,
         "WebSocketProtocol.onMessageFrameBegin": WebSocketProtocol,
+        "WebSocketProtocol.handle_reply": WebSocketProtocol,
         "Server.create_application": Server,
         "Timings.__str__": protocol.Timings,
         "HTTPFactory.protocol": HTTPFactory,
@@ -106,6 +113,7 @@ def install():
     offer_direct_sockets(Server, WebSocketProtocol)
     count_bytes_before_sign_in(Server, WebSocketProtocol)
     apply_lazy_debug_text(util, protocol, twisted_websocket)
+    offer_denial_responses(Server, WebSocketProtocol, twisted_websocket.ConnectionDeny)
     apply_http_limits(http, HTTPFactory, WebRequest)
     Server.collab_adaptations_installed = True
 
@@ -210,6 +218,33 @@ def count_bytes_before_sign_in(server_class, protocol_class):
         refuse_at_transport(self, [refusal], TOO_MANY_CONNECTIONS, refusal_reason)
 
     protocol_class.onMessageFrameBegin = count_frame
+
+
+def offer_denial_responses(server_class, protocol_class, connection_deny):
+    """Let a WebSocket's application refuse its handshake with `websocket.http.response.start`'s status."""
+    create_application = server_class.create_application
+    handle_reply = protocol_class.handle_reply
+
+    def create_application_offering(self, protocol, scope):
+        if scope.get("type") == "websocket":
+            scope.setdefault("extensions", {})[DENIAL_RESPONSE] = {}
+        return create_application(self, protocol, scope)
+
+    def handle_denial(self, message):
+        kind = message.get("type")
+        if kind == "websocket.http.response.start" and self.state == self.STATE_CONNECTING:
+            status = message["status"]
+            # As daphne's serverReject, with this status instead of its 403.
+            self.handshake_deferred.errback(connection_deny(code=status, reason=HTTPStatus(status).phrase))
+            del self.handshake_deferred
+            self.server.protocol_disconnected(self)
+            client = "%s:%s" % tuple(self.client_addr) if self.client_addr else None  # noqa: UP031 - daphne's form
+            self.server.log_action("websocket", "rejected", {"path": self.request.path, "client": client})
+        elif kind != "websocket.http.response.body":
+            handle_reply(self, message)
+
+    server_class.create_application = create_application_offering
+    protocol_class.handle_reply = handle_denial
 
 
 class TextWhenLogged:

@@ -3,6 +3,7 @@ from django.urls import path, re_path
 from . import edit_in_word, views
 
 urlpatterns = [
+    path("", views.landing, name="landing"),
     path(
         "edit-in-word/generate-word-launch-link",
         edit_in_word.LaunchLinkView.as_view(),

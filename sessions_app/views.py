@@ -1,4 +1,4 @@
-"""HTTP pages: the viewer, Try Edit in Word, the add-in's manifest and task pane, static files, /healthz."""
+"""HTTP pages: landing page, viewer, Try Edit in Word, add-in manifest and task pane, static, healthz."""
 
 import asyncio
 import logging
@@ -18,7 +18,9 @@ from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
-from .links import ws_url
+from .links import viewer_url, ws_url
+from .models import CollabSession, SessionToken
+from .services import do_issue_token
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,30 @@ def with_page_headers(**policy):
         return wrapped
 
     return decorate
+
+
+DEMO_SESSION_TITLE = "Demo session"  # the title `make run` gives its session
+
+
+@require_safe
+@with_page_headers(script_src=["'self'"], style_src=["'self'"], frame_ancestors=["'none'"])
+def landing(request):
+    """What collab is, where its admin and API docs are, and how to start a session."""
+    return render(request, "landing.html", {"demo_viewer_url": demo_viewer_url() if settings.DEBUG else None})
+
+
+def demo_viewer_url():
+    """In development only: a viewer link to the newest active demo session, with a fresh viewer token.
+
+    Tokens are stored hashed, so the link `make run` printed cannot be shown again; a new one is issued.
+    """
+    session = CollabSession.objects.filter(
+        title=DEMO_SESSION_TITLE, status=CollabSession.Status.ACTIVE
+    ).first()
+    if session is None:
+        return None
+    _, secret = do_issue_token(session, SessionToken.Role.CLIENT, label="landing page (development)")
+    return viewer_url(session.id, secret)
 
 
 @require_safe
