@@ -11,6 +11,7 @@ import zipfile
 import zlib
 
 from .errors import ConversionError
+from .file_types import describe
 from .limits import TOO_MUCH_MEMORY, Limits, MiB
 
 DAMAGED = "damaged archive"
@@ -19,7 +20,6 @@ DAMAGED = "damaged archive"
 _RATIO_CHECKED_FROM_BYTES = 1 * MiB
 # Memory a conversion needs per byte of an XML part, with room for what is built from its tree.
 _TREE_BYTES_PER_XML_BYTE = 16
-_CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK"
 _ENCRYPTED_FLAG = 0x1
 
@@ -28,11 +28,9 @@ def check_docx_archive(data: bytes, limits: Limits) -> None:
     """Refuse an archive that is too big, a zip bomb, encrypted, or with unsafe part names."""
     if len(data) > limits.max_archive_bytes:
         raise ConversionError(f"document too large (the limit is {limits.max_archive_bytes // MiB} MB)")
-    if data.startswith(_CFB_MAGIC):
-        # Word saves password-protected files (and old .doc files) in this container.
-        raise ConversionError("encrypted or legacy .doc files are not supported")
     if not data.startswith(_ZIP_MAGIC):
-        raise ConversionError("not a Word document (not a zip archive)")
+        # A PDF, an image, a password-protected or an old .doc file, a text: named.
+        raise ConversionError(describe(data) or "not a Word document (not a zip archive)")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             entries = archive.infolist()

@@ -15,6 +15,7 @@ from mammoth import html as mammoth_html
 from . import direction, omml, style_matching, xml_parser
 from .document_html import HTML_FINISHERS, ConvertedDocument, convert_changed, convert_document
 from .errors import ConversionError
+from .file_types import ZIP_WITHOUT_WORD
 from .limits import DEFAULT_LIMITS, TOO_MUCH_MEMORY, Limits, MiB
 from .word_context import read_context
 from .word_features import STYLE_MAP, element_transform
@@ -188,7 +189,7 @@ def converting_safely(limits: Limits):
     except OSError as error:
         # mammoth's words for a zip without Word parts.
         if "main document part" in str(error):
-            raise ConversionError("not a Word document (no main document part)") from error
+            raise ConversionError(ZIP_WITHOUT_WORD) from error
         raise ConversionError("document could not be read") from error
     except Exception as error:
         # mammoth has no error hierarchy; whatever it raises, the client gets no internals.

@@ -24,10 +24,12 @@ _MISSING = [CORPUS / "corpus-is-missing"]
 
 # SOURCES.md marks these BROKEN; each must be refused, with the reason given here.
 BROKEN = {
-    "mammothjs-empty-zip.docx": "not a Word document (no main document part)",
-    "mammothjs-hello-zip.docx": "not a Word document (no main document part)",
+    "mammothjs-empty-zip.docx": "this is a zip archive without a Word document",
+    "mammothjs-hello-zip.docx": "this is a zip archive without a Word document",
     "poi-truncated.docx": "damaged archive",
-    "poi-encrypted-password-pass.docx": "encrypted or legacy .doc files are not supported",
+    "poi-encrypted-password-pass.docx": (
+        "this is a password-protected Word document: remove the password in Word first"
+    ),
     "poi-fuzz-bad-central-dir.docx": "damaged archive",
 }
 # The XXE test document is refused outright: OPC forbids DTDs in packages (ISO/IEC

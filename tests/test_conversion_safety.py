@@ -366,15 +366,19 @@ def test_svg_picture_is_left_out_with_a_warning():
 
 
 def test_garbage_base64_is_refused():
-    assert refusal("this is %% not base64 !!", "docx") == "content is not valid base64"
+    assert refusal("this is %% not base64 !!", "docx") == (
+        "this is plain text, not a Word document (expected a .docx file or its base64)"
+    )
 
 
 def test_base64_of_something_else_is_refused():
-    assert refusal(as_base64(b"GIF89a not a zip"), "docx") == "not a Word document (not a zip archive)"
+    assert refusal(as_base64(b"GIF89a not a zip"), "docx") == "this is a GIF image, not a Word document"
 
 
 def test_text_that_is_not_xml_is_refused():
-    assert refusal("Hello, this is plain text.") == "document is not well-formed XML"
+    assert refusal("Hello, this is plain text.") == (
+        "this is plain text, not a Word document (expected a Flat OPC package or a w:document)"
+    )
 
 
 def test_xml_that_is_not_a_word_document_is_refused():

@@ -435,9 +435,9 @@ def test_docx_to_html_refusals(key):
     assert broken.status_code == 422
     assert broken.json()["error"] == {"code": "E2002", "message": "Conversion error: damaged archive"}
     text = docx_to_html(key[1], b"Just some text", name="notes.txt")
-    assert text.json()["error"]["message"] == "Conversion error: not a Word document (not a zip archive)"
+    assert text.json()["error"]["message"] == "Conversion error: this is plain text, not a Word document"
     legacy = docx_to_html(key[1], corpus_file("docx/poi-encrypted-password-pass.docx").read_bytes())
-    assert "encrypted" in legacy.json()["error"]["message"]
+    assert "password-protected" in legacy.json()["error"]["message"]
 
 
 def test_the_sweep_keeps_launch_files_of_live_links(key):
