@@ -1,4 +1,4 @@
-# The README's commands. `make run` serves a demo; `make test` runs everything.
+# The README's commands. `make run` serves a demo (on HOST:PORT); `make test` runs everything.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,20 +7,15 @@ PORT ?= 8000
 
 .PHONY: run test lint format install browser clean
 
+# scripts/install.sh refuses a Python older than 3.11 and leaves no half-built virtualenv.
 $(VENV)/installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $@
+	@scripts/install.sh "$(PYTHON)" $(VENV)
 
 install: $(VENV)/installed
 
-run: export COLLAB_PUBLIC_URL ?= http://$(HOST):$(PORT)
-run: export DJANGO_DEBUG ?= 1
+# HOST=0.0.0.0 serves other machines; the printed links then carry this machine's address.
 run: install
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py create_session --title "Demo session"
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) collab.asgi:application
+	@HOST=$(HOST) PORT=$(PORT) scripts/run_demo.sh $(VENV)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -64,6 +64,29 @@ def do_create_session(title=""):
     return session, word_secret, client_secret
 
 
+def do_reopen_session(title):
+    """The newest usable active session with this title, else a new one; returns it and fresh secrets.
+
+    Tokens are stored hashed, so the earlier ones cannot be shown again: new ones are issued.
+    """
+    with transaction.atomic():
+        session = (
+            CollabSession.objects.filter(status=CollabSession.Status.ACTIVE, title=title)
+            .exclude(pk__in=expired_sessions(timezone.now()).values("pk"))
+            .select_for_update()
+            .first()
+        )
+        if session is None:
+            return do_create_session(title)
+        _, word_secret = do_issue_token(
+            session, SessionToken.Role.WORD, label="default", expires_at=publish_code_expiry()
+        )
+        _, client_secret = do_issue_token(
+            session, SessionToken.Role.CLIENT, label="default", expires_at=default_token_expiry("client")
+        )
+    return session, word_secret, client_secret
+
+
 def default_token_expiry(role, now=None):
     """When a new token of this role expires (COLLAB_WORD/CLIENT_TOKEN_DAYS), or None for never."""
     if role == SessionToken.Role.WORD:

@@ -1,10 +1,12 @@
 """create_session, end_session and publish's token sources, as an operator runs them."""
 
 import json
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from sessions_app.management.commands.publish import Command as PublishCommand
 from sessions_app.models import CollabSession, SessionToken, new_session_id, random_urlsafe
@@ -93,3 +95,33 @@ def test_publish_help_says_that_a_token_on_the_command_line_is_visible_to_others
     help_text = " ".join(PublishCommand().create_parser("manage.py", "publish").format_help().split())
     assert "visible to every user of this machine in the process list" in help_text
     assert "--token-file" in help_text and "COLLAB_TOKEN" in help_text
+
+
+def test_create_session_reuse_returns_the_active_session_with_fresh_tokens():
+    def create(*extra):
+        out = StringIO()
+        call_command("create_session", "--title", "Demo session", "--reuse", "--json", *extra, stdout=out)
+        return json.loads(out.getvalue())
+
+    call_command("create_session", "--title", "Other", stdout=StringIO())
+    first, second = create(), create()
+    assert first["id"] == second["id"]
+    assert CollabSession.objects.filter(title="Demo session").count() == 1
+    assert first["word_token"] != second["word_token"] and first["client_token"] != second["client_token"]
+    for secret in (first["word_token"], second["word_token"], second["client_token"]):
+        assert SessionToken.objects.for_secret(secret).session_id == first["id"]
+
+    call_command("end_session", first["id"], stdout=StringIO())
+    assert create()["id"] != first["id"]
+
+
+def test_create_session_reuse_skips_a_session_past_its_expiry(settings):
+    settings.COLLAB_SESSION_MAX_AGE = 3600
+    out = StringIO()
+    call_command("create_session", "--title", "Demo session", "--json", stdout=out)
+    old = json.loads(out.getvalue())["id"]
+    CollabSession.objects.filter(pk=old).update(created_at=timezone.now() - timedelta(hours=2))
+    out = StringIO()
+    call_command("create_session", "--title", "Demo session", "--reuse", stdout=out)
+    assert old not in out.getvalue()
+    assert "--reuse issues new tokens" in out.getvalue()
