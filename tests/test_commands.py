@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from sessions_app.management.commands.publish import Command as PublishCommand
 from sessions_app.models import CollabSession, SessionToken, new_session_id, random_urlsafe
+from tests.documents import CORPUS
 
 pytestmark = pytest.mark.django_db
 
@@ -125,3 +126,34 @@ def test_create_session_reuse_skips_a_session_past_its_expiry(settings):
     call_command("create_session", "--title", "Demo session", "--reuse", stdout=out)
     assert old not in out.getvalue()
     assert "--reuse issues new tokens" in out.getvalue()
+
+
+def test_create_session_publishes_a_first_version_only_into_an_empty_session():
+    document = str(CORPUS / "docx" / "mammoth-simple-list.docx")
+
+    def create():
+        out = StringIO()
+        call_command(
+            "create_session",
+            "--title",
+            "Demo session",
+            "--reuse",
+            "--publish",
+            document,
+            "--json",
+            stdout=out,
+        )
+        return CollabSession.objects.get(pk=json.loads(out.getvalue())["id"])
+
+    session = create()
+    assert session.version == 1 and "<li>" in session.html
+    # A later run leaves what was published since alone.
+    CollabSession.objects.filter(pk=session.pk).update(html="<p>mine</p>", version=7)
+    assert create().html == "<p>mine</p>"
+
+
+def test_create_session_refuses_a_file_it_cannot_publish(tmp_path):
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.7 not a word document")
+    with pytest.raises(CommandError, match="PDF"):
+        call_command("create_session", "--title", "T", "--publish", str(pdf), stdout=StringIO())
