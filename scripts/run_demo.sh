@@ -16,5 +16,5 @@ export COLLAB_PUBLIC_URL="${COLLAB_PUBLIC_URL:-http://$public_host:$PORT}"
 export DJANGO_DEBUG="${DJANGO_DEBUG:-1}"
 
 "$py" manage.py migrate --noinput -v 0
-"$py" manage.py create_session --title "Demo session" --reuse --json | "$py" scripts/demo_banner.py "$venv"
+"$py" manage.py create_session --title "Demo session" --reuse --publish samples/welcome.docx --json | "$py" scripts/demo_banner.py "$venv"
 exec "$venv/bin/daphne" -b "$HOST" -p "$PORT" collab.asgi:application
