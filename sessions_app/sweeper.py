@@ -42,7 +42,7 @@ def ensure_sweeper():
 
 
 async def sweep_forever():
-    """Sweep every COLLAB_SWEEP_INTERVAL seconds, check for ended sessions every COLLAB_ENDED_CHECK_INTERVAL."""
+    """Sweep every COLLAB_SWEEP_INTERVAL s; check for ended sessions every COLLAB_ENDED_CHECK_INTERVAL."""
     loop = asyncio.get_running_loop()
     last_sweep = loop.time()
     while True:
