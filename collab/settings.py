@@ -298,6 +298,9 @@ COLLAB_SESSION_IDLE_TIMEOUT = envint("COLLAB_SESSION_IDLE_TIMEOUT", str(2 * 3600
 COLLAB_SESSION_MAX_AGE = envint("COLLAB_SESSION_MAX_AGE", str(24 * 3600))
 COLLAB_KEEP_ENDED = envint("COLLAB_KEEP_ENDED", "30")
 COLLAB_SWEEP_INTERVAL = envint("COLLAB_SWEEP_INTERVAL", "60")
+# Seconds between checks for sessions of this process's sockets ended elsewhere (one indexed query,
+# only while sockets are open), so `manage.py end_session` reaches them on the in-memory layer; 0: none.
+COLLAB_ENDED_CHECK_INTERVAL = envint("COLLAB_ENDED_CHECK_INTERVAL", "2")
 COLLAB_API_TOKEN_RATE = envrate("COLLAB_API_TOKEN_RATE", "120/minute")
 # Edit in Word (sessions_app/edit_in_word.py): requests per integration key, and how long a
 # launch link's .docx can be downloaded (it also goes when its session ends).

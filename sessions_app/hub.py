@@ -25,7 +25,7 @@ from django.conf import settings
 from .delivery import OutgoingFrame
 from .html_patch import checksum, diff_blocks, split_blocks, utf16_lengths
 from .models import CollabSession, Revision
-from .protocol import html_message, patch_message, presence_message
+from .protocol import html_message, patch_message, presence_message, published_at_text
 from .redis_tasks import cancellable, stopping
 from .services import session_group
 
@@ -42,10 +42,10 @@ RETRY_MAX_SECONDS = 5.0
 PATCH_MAX_SHARE = 0.5
 
 
-def build_patch(session_id, version, old_blocks, new_blocks, new_html, full_frame_size):
+def build_patch(session_id, version, old_blocks, new_blocks, new_html, full_frame_size, published_at=None):
     """The html-patch frame from old_blocks to new_blocks, or None when sending it saves too little."""
     ops = diff_blocks(old_blocks, new_blocks)
-    frame = patch_message(session_id, version, ops, checksum(new_html))
+    frame = patch_message(session_id, version, ops, checksum(new_html), published_at)
     return frame if len(frame) <= full_frame_size * PATCH_MAX_SHARE else None
 
 
@@ -57,9 +57,12 @@ def finished_result(future):
 
 
 def stored_document(session_id):
-    """(version, html) of a session as stored, or None if it does not exist."""
-    row = CollabSession.objects.filter(pk=session_id).values_list("version", "html").first()
-    return tuple(row) if row else None
+    """(version, html, published_at) of a session as stored, or None if it does not exist."""
+    row = CollabSession.objects.filter(pk=session_id).values_list("version", "html", "updated_at").first()
+    if row is None:
+        return None
+    version, html, updated_at = row
+    return version, html, published_at_text(updated_at) if updated_at else None
 
 
 def revision_html(session_id, version):
@@ -103,7 +106,9 @@ class DocumentFrames:
         if key not in frames:
             lengths = utf16_lengths(await self._blocks(session_id, entry)) if blocks else None
             if key not in frames:  # unless another caller encoded it meanwhile
-                frames[key] = html_message(session_id, entry["version"], entry["html"], protocol, lengths)
+                frames[key] = html_message(
+                    session_id, entry["version"], entry["html"], protocol, lengths, entry["published_at"]
+                )
                 self.encodes += 1
                 if self._latest.get(session_id) is entry:
                     self._count(session_id, entry, len(frames[key]))
@@ -156,7 +161,14 @@ class DocumentFrames:
         _, full = await self.frame(session_id, 2, at_least=version, blocks=True)
         # The diff's work is bounded (html_patch.py), and it runs beside the event loop.
         frame = await asyncio.to_thread(
-            build_patch, session_id, version, previous, blocks, entry["html"], len(full)
+            build_patch,
+            session_id,
+            version,
+            previous,
+            blocks,
+            entry["html"],
+            len(full),
+            entry["published_at"],
         )
         if self._latest.get(session_id) is entry:
             self._count(session_id, entry, (len(frame) if frame else 0) - entry["previous_size"])
@@ -176,7 +188,7 @@ class DocumentFrames:
         row = await asyncio.shield(pending)
         if row is None:
             return None
-        version, html = row
+        version, html, published_at = row
         entry = self._latest.get(session_id)
         if entry is None or entry["version"] < version:
             # The blocks of the version before, split when this process has html-patch clients
@@ -189,6 +201,7 @@ class DocumentFrames:
             entry = {
                 "version": version,
                 "html": html,
+                "published_at": published_at,  # PublishedAt of version 2 frames, or None before any
                 "frames": {},
                 "blocks": None,  # a future of the HTML's top-level blocks, once a client needs them
                 "previous": previous,

@@ -6,6 +6,7 @@ the consumer, the hub, the socket delivery and the daphne adaptations all build 
 frames here. Builders return JSON text, ready to be framed once and sent to many sockets.
 """
 
+import datetime
 import json
 
 from conversion import PAYLOAD_TYPES
@@ -201,27 +202,29 @@ def init_message(session_id, role, version, viewers, features, title=""):
     )
 
 
-def html_message(session_id, version, html, protocol, blocks=None):
-    """get-html with a version's HTML; version 2 adds its number, html-patch clients its blocks' lengths."""
+def published_at_text(moment):
+    """A stored publish time as the protocol's PublishedAt: ISO 8601 in UTC, e.g. 2026-12-01T11:00:00Z."""
+    return moment.astimezone(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def html_message(session_id, version, html, protocol, blocks=None, published_at=None):
+    """get-html with a version's HTML; version 2 adds its number and PublishedAt, html-patch its blocks."""
     fields = {"PayloadType": "html", "Content": html, "Success": True}
     if protocol >= 2:
         fields["Version"] = version
+        if published_at is not None:
+            fields["PublishedAt"] = published_at
     if blocks is not None:
         fields["Blocks"] = blocks
     return server_message(session_id, GET_HTML, **fields)
 
 
-def patch_message(session_id, version, ops, checksum):
+def patch_message(session_id, version, ops, checksum, published_at=None):
     """html-patch turning version-1 into version; the checksum is of the new version's HTML."""
-    return server_message(
-        session_id,
-        HTML_PATCH,
-        Version=version,
-        BaseVersion=version - 1,
-        Ops=ops,
-        Checksum=checksum,
-        Success=True,
-    )
+    fields = {"Version": version, "BaseVersion": version - 1, "Ops": ops, "Checksum": checksum}
+    if published_at is not None:
+        fields["PublishedAt"] = published_at
+    return server_message(session_id, HTML_PATCH, **fields, Success=True)
 
 
 def presence_message(session_id, viewers, publishers):

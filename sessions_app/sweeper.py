@@ -4,11 +4,13 @@ Each server process runs one sweep task per event loop, started by the first Web
 connection; every COLLAB_SWEEP_INTERVAL seconds it calls do_expire_sessions, which is safe
 when several processes sweep at once. `manage.py expire_sessions` does the same from cron.
 
-The sweep also closes this process's sockets of sessions that ended without their broadcast
-reaching it: ended by `manage.py end_session` or removed while running on the in-memory
-layer (which spans one process), or during a channel-layer outage. In the same way it
-re-reads the tokens of this process's sockets, all in one query, and refuses the sockets
-of a token revoked unheard (E1003).
+Every COLLAB_ENDED_CHECK_INTERVAL seconds (and with each sweep) the task closes this
+process's sockets of sessions that ended without their broadcast reaching it: ended by
+`manage.py end_session` or removed while running on the in-memory layer (which spans one
+process), or during a channel-layer outage. That check is one primary-key query on the
+sessions of this process's sockets, and none while no socket is open. With each sweep it
+also re-reads the tokens of this process's sockets, all in one query, and refuses the
+sockets of a token revoked unheard (E1003).
 """
 
 import asyncio
@@ -30,7 +32,7 @@ _tasks = weakref.WeakKeyDictionary()  # event loop -> its sweep task
 
 def ensure_sweeper():
     """Start this event loop's sweep task unless it runs already; cheap enough for every connect."""
-    if not settings.COLLAB_SWEEP_INTERVAL:
+    if not (settings.COLLAB_SWEEP_INTERVAL or settings.COLLAB_ENDED_CHECK_INTERVAL):
         return None
     loop = asyncio.get_running_loop()
     task = _tasks.get(loop)
@@ -40,25 +42,44 @@ def ensure_sweeper():
 
 
 async def sweep_forever():
-    """Expire sessions every COLLAB_SWEEP_INTERVAL seconds until the loop ends."""
+    """Sweep every COLLAB_SWEEP_INTERVAL s; check for ended sessions every COLLAB_ENDED_CHECK_INTERVAL."""
+    loop = asyncio.get_running_loop()
+    last_sweep = loop.time()
     while True:
-        await asyncio.sleep(settings.COLLAB_SWEEP_INTERVAL)
-        try:
-            ended, deleted = await database_sync_to_async(do_expire_sessions)()
-        except Exception:
-            # A database hiccup must not stop the sweeps; the next one tries again.
-            log.exception("session sweep failed")
-            continue
-        if ended or deleted:
-            log.info("session sweep: %d ended, %d deleted", ended, deleted)
-        try:
-            await close_ended_sessions()
-        except Exception:
-            log.exception("closing the sockets of ended sessions failed")
-        try:
-            await refuse_lapsed_tokens()
-        except Exception:
-            log.exception("checking the tokens of open sockets failed")
+        sweep_every = settings.COLLAB_SWEEP_INTERVAL
+        check_every = settings.COLLAB_ENDED_CHECK_INTERVAL
+        next_sweep = last_sweep + sweep_every if sweep_every else None
+        wakes = [t for t in (next_sweep, loop.time() + check_every if check_every else None) if t is not None]
+        if not wakes:
+            return  # both turned off
+        await asyncio.sleep(max(min(wakes) - loop.time(), 0))
+        if next_sweep is not None and loop.time() >= next_sweep:
+            last_sweep = loop.time()
+            await sweep()
+        else:
+            await guarded(close_ended_sessions, "closing the sockets of ended sessions failed")
+
+
+async def sweep():
+    """Expire sessions, then make up for the notices this process's sockets missed."""
+    try:
+        ended, deleted = await database_sync_to_async(do_expire_sessions)()
+    except Exception:
+        # A database hiccup must not stop the sweeps; the next one tries again.
+        log.exception("session sweep failed")
+        return
+    if ended or deleted:
+        log.info("session sweep: %d ended, %d deleted", ended, deleted)
+    await guarded(close_ended_sessions, "closing the sockets of ended sessions failed")
+    await guarded(refuse_lapsed_tokens, "checking the tokens of open sockets failed")
+
+
+async def guarded(check, failure):
+    """Run a check, logging rather than raising its failure: the next period tries again."""
+    try:
+        await check()
+    except Exception:
+        log.exception(failure)
 
 
 def end_reasons(session_ids):

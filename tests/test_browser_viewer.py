@@ -2,6 +2,7 @@
 
 import json
 import time
+from datetime import datetime
 
 import pytest
 from websockets.sync.client import connect
@@ -143,6 +144,23 @@ def test_viewer_shows_published_document_then_next_version_in_place(shared_daphn
     assert status_text(page).strip() == "Live"
     assert page.inner_text("#viewers") == "1 viewer"
     assert page.inner_text("#updated").startswith("Version 2 · updated ")
+    assert watch.errors == []
+
+
+def test_the_page_says_when_the_version_was_published_not_when_it_loaded(shared_daphne, context):
+    server = shared_daphne
+    session = server.create_session("published time")
+    before = time.time()
+    publish(server, session, flat_opc("Published a while ago."))
+    after = time.time()
+    time.sleep(2)  # so the page loads well after the version was published
+    page, watch = open_viewer(context, server, session)
+    wait_for_text(page, "Published a while ago.")
+    assert page.inner_text("#updated").startswith("Version 1 · updated ")
+    published_at = page.get_attribute("#updated", "datetime")
+    assert published_at.endswith("Z")
+    published = datetime.fromisoformat(published_at).timestamp()
+    assert int(before) <= published <= after  # PublishedAt has whole seconds
     assert watch.errors == []
 
 

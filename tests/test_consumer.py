@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from collab.asgi import application
 from sessions_app.models import CollabSession, SessionToken
+from sessions_app.protocol import published_at_text
 from sessions_app.services import do_create_session, do_issue_token
 from tests.documents import flat_opc
 from tests.sockets import TIMEOUT, assert_closed, join, open_socket, receive, send
@@ -100,8 +101,10 @@ async def test_viewer_gets_update_from_word(session):
         update = await receive_action(socket, "get-html")
         assert update["Version"] == 1
         assert update["Content"] == "<p>Hello from Word</p>"
-    # Stored before anyone heard of it.
-    assert (await stored(session["id"])).version == 1
+    # Stored before anyone heard of it, with the time it was published.
+    row = await stored(session["id"])
+    assert row.version == 1
+    assert update["PublishedAt"] == published_at_text(row.updated_at)
     await viewer.disconnect()
     await word.disconnect()
 

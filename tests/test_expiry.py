@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from sessions_app import sweeper
 from sessions_app.models import CollabSession, Revision, SessionToken
 from sessions_app.services import (
+    ENDED_MESSAGE,
     SessionUnavailable,
     do_create_session,
     do_end_session,
@@ -180,6 +181,42 @@ async def test_several_processes_sweeping_at_once_end_a_session_once(daphne, red
         print(server.output_tail(80))  # shown when the test fails
 
 
+@pytest.mark.integration
+async def test_end_session_command_reaches_a_viewer_on_the_in_memory_layer(daphne):
+    # The command runs in its own process: its broadcast cannot reach the server's in-memory layer.
+    server = daphne()
+    try:
+        created = server.create_session("ended from a terminal")
+        async with connect(server.ws_url, open_timeout=TIMEOUT) as viewer:
+            await viewer.send(json.dumps(get_html_message(created)))
+            assert json.loads(await asyncio.wait_for(viewer.recv(), TIMEOUT))["Action"] == "get-html"
+            await asyncio.to_thread(server.manage, "end_session", created["id"])
+            # Far sooner than the minute between sweeps; generous for a loaded machine.
+            deadline = 10
+            ended = json.loads(await asyncio.wait_for(viewer.recv(), deadline))
+            assert (ended["Action"], ended["Content"]) == ("end-session", ENDED_MESSAGE)
+            closed = json.loads(await asyncio.wait_for(viewer.recv(), deadline))
+            assert (closed["Action"], closed["Content"]) == ("session-closed", ENDED_MESSAGE)
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(viewer.recv(), deadline)
+    finally:
+        print(server.output_tail(80))  # shown when the test fails
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_ended_check_closes_the_sockets_of_a_session_ended_unheard(session, settings):
+    settings.COLLAB_SWEEP_INTERVAL = 3600  # no sweep during the test: only the ended check
+    settings.COLLAB_ENDED_CHECK_INTERVAL = 1
+    viewer = await join_with_get_html(session["id"], session["client"], "client")
+    task = sweeper.ensure_sweeper()
+    # Ended as by another process: the row changes, and no broadcast reaches this one.
+    await database_sync_to_async(CollabSession.objects.filter(pk=session["id"]).update)(
+        status="ended", end_reason="Ended elsewhere."
+    )
+    await assert_hears_end(viewer, "Ended elsewhere.")
+    task.cancel()
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_sweeper_in_the_server_ends_an_abandoned_session(session, settings):
     settings.COLLAB_SWEEP_INTERVAL = 1
@@ -195,8 +232,9 @@ async def test_sweeper_in_the_server_ends_an_abandoned_session(session, settings
     task.cancel()
 
 
-async def test_sweeper_is_off_when_the_interval_is_zero(settings):
+async def test_sweeper_is_off_when_both_intervals_are_zero(settings):
     settings.COLLAB_SWEEP_INTERVAL = 0
+    settings.COLLAB_ENDED_CHECK_INTERVAL = 0
     assert sweeper.ensure_sweeper() is None
 
 

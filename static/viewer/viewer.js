@@ -29,6 +29,7 @@
   const nodeKeys = new WeakMap(); // a block's key as it arrived, before the page touched it (links, highlight)
 
   const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
   function showStatus(state, text) {
     statusBox.dataset.state = state;
@@ -91,7 +92,7 @@
   function showFull(message) {
     const html = message.Content || "";
     shownBlocks = patchesGranted ? blocksFromLengths(html, message.Blocks) : null;
-    show(html, message.Version);
+    show(html, message.Version, message.PublishedAt);
   }
 
   /* Apply an html-patch to the shown blocks; anything that does not fit asks for the whole document. */
@@ -106,7 +107,7 @@
       return;
     }
     shownBlocks = blocks;
-    show(html, message.Version);
+    show(html, message.Version, message.PublishedAt);
   }
 
   function askForFullDocument() {
@@ -116,8 +117,25 @@
     }
   }
 
+  /* "Version N · updated <time>", the time being when the server says the version was published. */
+  function showUpdated(publishedAt) {
+    const published = publishedAt ? new Date(publishedAt) : null;
+    let text = `Version ${shownVersion}`;
+    if (published && !Number.isNaN(published.getTime())) {
+      const today = published.toDateString() === new Date().toDateString();
+      text += ` · updated ${(today ? timeFormat : dateTimeFormat).format(published)}`;
+      updatedBox.dateTime = publishedAt;
+      updatedBox.title = published.toISOString();
+    } else {
+      updatedBox.removeAttribute("datetime");
+      updatedBox.removeAttribute("title");
+    }
+    updatedBox.textContent = text;
+    updatedBox.hidden = false;
+  }
+
   /* Show a version: a keyed update of the top-level blocks, in one step, keeping the scroll position. */
-  function show(html, version) {
+  function show(html, version, publishedAt) {
     if (typeof version === "number" && version === shownVersion) {
       return;
     }
@@ -133,8 +151,7 @@
       showNotice("Nothing has been published yet. The document will appear here as soon as it is.");
     } else {
       showNotice(html.trim() ? "" : "The document is empty.");
-      updatedBox.textContent = `Version ${shownVersion} · updated ${timeFormat.format(new Date())}`;
-      updatedBox.hidden = false;
+      showUpdated(publishedAt);
     }
     // The page title comes from the document's own first words, not its running header.
     const heading = Array.from(container.querySelectorAll("h1, h2, h3, p")).find(
