@@ -19,8 +19,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import escape, format_html
-from django.utils.safestring import mark_safe
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from . import links
@@ -41,7 +41,7 @@ from .services import (
 
 CONNECT_TEMPLATE = "admin/sessions_app/collabsession/connect.html"
 KEY_CREATED_TEMPLATE = "admin/sessions_app/integrationkey/created.html"
-PREVIEW_STYLE = "width:100%;max-width:60rem;height:36em;border:1px solid var(--hairline-color)"
+PREVIEW_STYLE = "width:44rem;max-width:100%;height:36em;border:1px solid var(--hairline-color)"
 # The viewer's own page and document markup, so the preview reads as the viewer shows it.
 PREVIEW_PAGE = (
     '<!doctype html><html><head><meta charset="utf-8"><link rel="stylesheet" href="{}"></head>'
@@ -56,7 +56,10 @@ def sandboxed_preview(html, title):
     page = format_html(PREVIEW_PAGE, static("viewer/viewer.css"), mark_safe(html))  # noqa: S308
     return format_html(
         # escape() escapes even safe strings: the whole page goes into the attribute as text.
-        '<iframe sandbox="" srcdoc="{}" title="{}" style="{}"></iframe>', escape(page), title, PREVIEW_STYLE
+        '<iframe sandbox="" srcdoc="{}" title="{}" style="{}"></iframe>',
+        escape(page),
+        title,
+        PREVIEW_STYLE,
     )
 
 
@@ -338,7 +341,9 @@ class CollabSessionAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if do_end_session(session.pk):
             self.message_user(
-                request, f"{session} ended: its viewers and publishers were told and closed.", messages.SUCCESS
+                request,
+                f"{session} ended: its viewers and publishers were told and closed.",
+                messages.SUCCESS,
             )
         else:
             self.message_user(request, f"{session} had already ended.", messages.WARNING)
