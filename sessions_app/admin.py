@@ -14,16 +14,20 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_POST
 
 from . import links
 from .login_limits import LoginAttempts, request_address
 from .models import CollabSession, IntegrationKey, Revision, SessionToken
 from .presence import presence
+from .readable_times import clock_time, distance, readable_time
 from .services import (
     default_token_expiry,
     do_create_integration_key,
@@ -37,16 +41,62 @@ from .services import (
 
 CONNECT_TEMPLATE = "admin/sessions_app/collabsession/connect.html"
 KEY_CREATED_TEMPLATE = "admin/sessions_app/integrationkey/created.html"
-PREVIEW_STYLE = "width:100%;height:24em;border:1px solid var(--hairline-color);background:#fff"
+PREVIEW_STYLE = "width:44rem;max-width:100%;height:36em;border:1px solid var(--hairline-color)"
+# The viewer's own page and document markup, so the preview reads as the viewer shows it.
+PREVIEW_PAGE = (
+    '<!doctype html><html><head><meta charset="utf-8"><link rel="stylesheet" href="{}"></head>'
+    '<body><main class="page"><article id="document" class="document">{}</article></main></body></html>'
+)
 
 
 def sandboxed_preview(html, title):
     """Stored HTML shown in an iframe with every sandbox restriction: no scripts, no same origin."""
     if not html:
         return "(empty)"
+    page = format_html(PREVIEW_PAGE, static("viewer/viewer.css"), mark_safe(html))  # noqa: S308
     return format_html(
-        '<iframe sandbox="" srcdoc="{}" title="{}" style="{}"></iframe>', html, title, PREVIEW_STYLE
+        # escape() escapes even safe strings: the whole page goes into the attribute as text.
+        '<iframe sandbox="" srcdoc="{}" title="{}" style="{}"></iframe>',
+        escape(page),
+        title,
+        PREVIEW_STYLE,
     )
+
+
+def shown_time(field, description):
+    """An admin column or field showing a model's time as "31 Dec 2026, 05:34 UTC (in 4 weeks)"."""
+
+    @admin.display(description=description, ordering=field)
+    def show(model_admin, obj):
+        return readable_time(getattr(obj, field))
+
+    return show
+
+
+def listed_time(field, description):
+    """A list column with a time to the minute and, under it, how long ago or ahead it is."""
+
+    @admin.display(description=description, ordering=field)
+    def show(model_admin, obj):
+        value = getattr(obj, field)
+        if value is None:
+            return "never"
+        return format_html("{}<br><small>{}</small>", clock_time(value), distance(value))
+
+    return show
+
+
+# The token fields admin pages show, their times readable.
+TOKEN_TIMES = {"created_at": "created", "expires_at": "expires", "last_used_at": "last_used"}
+TOKEN_FIELDS = [TOKEN_TIMES.get(field, field) for field in SessionToken.SHOWN_FIELDS]
+
+
+class ReadableTokenTimes:
+    """The token times of TOKEN_FIELDS, for the token inline and the token admin."""
+
+    created = shown_time("created_at", "created")
+    expires = shown_time("expires_at", "expires")
+    last_used = shown_time("last_used_at", "last used")
 
 
 def plural(count, noun):
@@ -112,14 +162,14 @@ class TokenInlineForm(forms.ModelForm):
         return revoked
 
 
-class TokenInline(admin.TabularInline):
+class TokenInline(ReadableTokenTimes, admin.TabularInline):
     """The session's tokens; ticking "revoked" and saving revokes through the service."""
 
     model = SessionToken
     form = TokenInlineForm
-    fields = SessionToken.SHOWN_FIELDS
+    fields = TOKEN_FIELDS
     # "revoked" stays editable: ticking it revokes through the service.
-    readonly_fields = [field for field in SessionToken.SHOWN_FIELDS if field != "revoked"]
+    readonly_fields = [field for field in TOKEN_FIELDS if field != "revoked"]
     extra = 0
     can_delete = False
     show_change_link = True
@@ -133,11 +183,12 @@ class RevisionInline(admin.TabularInline):
     """The session's stored versions; each opens a read-only page with a preview."""
 
     model = Revision
-    fields = ["version", "created_at", "input_bytes", "html_bytes", "conversion_ms"]
+    fields = ["version", "created", "input_bytes", "html_bytes", "conversion_ms"]
     readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = True
+    created = shown_time("created_at", "created")
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("html", "warnings")
@@ -151,15 +202,8 @@ class RevisionInline(admin.TabularInline):
 
 @admin.register(CollabSession)
 class CollabSessionAdmin(admin.ModelAdmin):
-    list_display = [
-        "__str__",
-        "status",
-        "version",
-        "live_counts",
-        "last_update",
-        "integration_key",
-        "created_at",
-    ]
+    # Few, short columns, so the list reads beside the filters at 1280 px; the key is a filter.
+    list_display = ["__str__", "status", "version", "live_counts", "last_update", "created"]
     list_filter = ["status", "created_at", "updated_at", "integration_key"]
     list_select_related = ["integration_key"]
     search_fields = ["id", "title"]
@@ -169,7 +213,7 @@ class CollabSessionAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["id", "title", "status", "version", "live_counts", "integration_key"]}),
         ("How to connect", {"fields": ["how_to_connect"]}),
-        ("Times", {"fields": ["created_at", "updated_at", "ended_at", "end_reason"]}),
+        ("Times", {"fields": ["created_on", "updated_on", "ended_on", "end_reason"]}),
         ("Current document", {"fields": ["current_html"], "classes": ["collapse"]}),
     ]
     readonly_fields = [
@@ -179,9 +223,9 @@ class CollabSessionAdmin(admin.ModelAdmin):
         "live_counts",
         "integration_key",
         "how_to_connect",
-        "created_at",
-        "updated_at",
-        "ended_at",
+        "created_on",
+        "updated_on",
+        "ended_on",
         "end_reason",
         "current_html",
     ]
@@ -191,9 +235,11 @@ class CollabSessionAdmin(admin.ModelAdmin):
         viewers, publishers = presence.counts_sync(session.pk)
         return f"{plural(viewers, 'viewer')}, {plural(publishers, 'publisher')}"
 
-    @admin.display(description="last update", ordering="updated_at")
-    def last_update(self, session):
-        return session.updated_at
+    last_update = listed_time("updated_at", "last update")
+    created = listed_time("created_at", "created")
+    created_on = shown_time("created_at", "created")
+    updated_on = shown_time("updated_at", "last update")
+    ended_on = shown_time("ended_at", "ended")
 
     @admin.display(description="how to connect")
     def how_to_connect(self, session):
@@ -260,6 +306,11 @@ class CollabSessionAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.issue_token_view),
                 name="sessions_app_collabsession_issue_token",
             ),
+            path(
+                "<str:object_id>/end/",
+                self.admin_site.admin_view(require_POST(self.end_session_view)),
+                name="sessions_app_collabsession_end",
+            ),
         ]
         return own + super().get_urls()
 
@@ -283,6 +334,21 @@ class CollabSessionAdmin(admin.ModelAdmin):
             return self.render_secrets(request, session, "Session created", rows)
         return self.render_connect(request, None, "Add session", form, "Create session")
 
+    def end_session_view(self, request, object_id):
+        """The session page's "End session" button: end it through the service, as the list's action does."""
+        session = get_object_or_404(CollabSession, pk=object_id)
+        if not self.has_change_permission(request, session):
+            raise PermissionDenied
+        if do_end_session(session.pk):
+            self.message_user(
+                request,
+                f"{session} ended: its viewers and publishers were told and closed.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(request, f"{session} had already ended.", messages.WARNING)
+        return redirect("admin:sessions_app_collabsession_change", session.pk)
+
     def issue_token_view(self, request, object_id):
         """Issue a token and show its secret once: a viewer link, or a publish code for Word."""
         session = get_object_or_404(CollabSession, pk=object_id)
@@ -297,7 +363,7 @@ class CollabSessionAdmin(admin.ModelAdmin):
             token, secret = do_issue_token(
                 session, role, label=form.cleaned_data["label"], expires_at=form.expires_at()
             )
-            expiry = str(token.expires_at) if token.expires_at else "never"
+            expiry = readable_time(token.expires_at)
             if role == SessionToken.Role.CLIENT:
                 rows = [
                     ("Viewer link", links.viewer_url(session.pk, secret), True),
@@ -340,22 +406,13 @@ class CollabSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(SessionToken)
-class SessionTokenAdmin(admin.ModelAdmin):
-    list_display = [
-        "__str__",
-        "session",
-        "role",
-        "label",
-        "expires_at",
-        "revoked",
-        "last_used_at",
-        "created_at",
-    ]
+class SessionTokenAdmin(ReadableTokenTimes, admin.ModelAdmin):
+    list_display = ["__str__", "session", "role", "label", "expires", "revoked", "last_used", "created"]
     list_filter = ["role", "revoked", "created_at"]
     search_fields = ["prefix", "label", "session__id", "session__title"]
     list_select_related = ["session"]
     actions = ["revoke_tokens"]
-    readonly_fields = ["session", *SessionToken.SHOWN_FIELDS]
+    readonly_fields = ["session", *TOKEN_FIELDS]
     fields = readonly_fields
 
     @admin.action(
@@ -385,14 +442,14 @@ class SessionTokenAdmin(admin.ModelAdmin):
 class RevisionAdmin(admin.ModelAdmin):
     """Stored versions, read-only, with a sandboxed preview."""
 
-    list_display = ["__str__", "session", "version", "html_bytes", "conversion_ms", "created_at"]
+    list_display = ["__str__", "session", "version", "html_bytes", "conversion_ms", "created"]
     list_filter = ["created_at"]
     search_fields = ["session__id", "session__title"]
     list_select_related = ["session"]
     fields = [
         "session",
         "version",
-        "created_at",
+        "created",
         "input_bytes",
         "html_bytes",
         "conversion_ms",
@@ -400,6 +457,7 @@ class RevisionAdmin(admin.ModelAdmin):
         "preview",
     ]
     readonly_fields = fields
+    created = shown_time("created_at", "created")
 
     @admin.display(description="preview")
     def preview(self, revision):

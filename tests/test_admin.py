@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission, User
+from django.test import Client
 from django.utils import timezone
 
 from sessions_app import links
@@ -74,8 +75,10 @@ def test_session_page_shows_tokens_revisions_and_how_to_connect(admin_client, se
     assert "0 viewers, 0 publishers" in text
     assert re.search(r"field-version[^>]*>\s*<p>\s*2\s*</p>", text)  # the revisions inline
     assert re.search(r"field-version[^>]*>\s*<p>\s*1\s*</p>", text)
-    # The current HTML is previewed in a sandbox, escaped into srcdoc.
-    assert 'sandbox="" srcdoc="&lt;p&gt;Second&lt;/p&gt;"' in text
+    # The current HTML is previewed in a sandbox, escaped into srcdoc, in the viewer's page and styles.
+    srcdoc = html.unescape(re.search(r'sandbox="" srcdoc="([^"]*)"', text).group(1))
+    assert '<link rel="stylesheet" href="/static/viewer/viewer.css">' in srcdoc
+    assert '<article id="document" class="document"><p>Second</p></article>' in srcdoc
 
 
 def test_revision_page_is_read_only_with_a_sandboxed_preview(admin_client, session):
@@ -246,6 +249,70 @@ async def test_revoking_from_the_session_page_reaches_live_sockets(admin_client,
         session_id=session["id"], role="client"
     )
     assert client_token.revoked
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_end_session_button_ends_it_through_the_service_and_reaches_live_sockets(admin_client, session):
+    change_page = f"{SESSIONS}{session['id']}/change/"
+    text = page(await database_sync_to_async(admin_client.get)(change_page))
+    assert f'action="{SESSIONS}{session["id"]}/end/"' in text and "End session" in text
+    viewer = await join_with_get_html(session["id"], session["client"], "client")
+    response = await database_sync_to_async(admin_client.post)(f"{SESSIONS}{session['id']}/end/", follow=True)
+    assert response.redirect_chain == [(change_page, 302)]
+    assert "ended: its viewers and publishers were told and closed." in response.content.decode()
+    ended = await receive(viewer)
+    assert (ended["Action"], ended["Content"]) == ("end-session", "Session ended successfully.")
+    assert (await receive(viewer))["Action"] == "session-closed"
+    await assert_closed(viewer, 1000)
+    assert (await database_sync_to_async(CollabSession.objects.get)(pk=session["id"])).status == "ended"
+    # An ended session's page has no button any more.
+    text = page(await database_sync_to_async(admin_client.get)(change_page))
+    assert "End session" not in text
+
+
+def test_end_session_button_needs_post_csrf_and_the_change_permission(client, session):
+    admin = User.objects.create_superuser("boss", password="boss-password")
+    careful = Client(enforce_csrf_checks=True)
+    careful.force_login(admin)
+    end = f"{SESSIONS}{session['id']}/end/"
+    assert careful.get(end).status_code == 405
+    assert careful.post(end).status_code == 403  # no CSRF token
+    assert CollabSession.objects.get(pk=session["id"]).is_active
+    viewer = User.objects.create_user("viewer", password="viewer-password", is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_collabsession"))
+    client.force_login(viewer)
+    assert "End session" not in page(client.get(f"{SESSIONS}{session['id']}/change/"))
+    assert client.post(end).status_code == 403
+    assert CollabSession.objects.get(pk=session["id"]).is_active
+    # With the form's token the same request ends it.
+    form = page(careful.get(f"{SESSIONS}{session['id']}/change/"))
+    csrf = re.search(r'id="end-session".*?name="csrfmiddlewaretoken" value="([^"]+)"', form, re.S).group(1)
+    assert careful.post(end, {"csrfmiddlewaretoken": csrf}).status_code == 302
+    assert not CollabSession.objects.get(pk=session["id"]).is_active
+
+
+def test_times_are_shown_to_the_minute_with_how_far_away(admin_client, session):
+    created = timezone.now() - timedelta(hours=3)
+    CollabSession.objects.filter(pk=session["id"]).update(
+        created_at=created, updated_at=created + timedelta(hours=1)
+    )
+    expires = timezone.now() + timedelta(days=30, minutes=5)
+    SessionToken.objects.filter(session_id=session["id"], role="client").update(expires_at=expires)
+    raw = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+    tokens = page(admin_client.get(TOKENS)).replace("\xa0", " ")
+    assert not raw.search(tokens) and expires.strftime("%-d %b %Y, %H:%M UTC") in tokens
+    for url in (SESSIONS, f"{SESSIONS}{session['id']}/change/"):
+        text = page(admin_client.get(url)).replace("\xa0", " ")  # timesince keeps "3 hours" on one line
+        assert not raw.search(text), url
+        assert created.strftime("%-d %b %Y, %H:%M UTC") in text, url
+        assert "3 hours ago" in text, url
+    listed = page(admin_client.get(SESSIONS)).replace("\xa0", " ")
+    assert "2 hours ago" in listed  # the last update
+    detail = page(admin_client.get(f"{SESSIONS}{session['id']}/change/")).replace("\xa0", " ")
+    assert f"{expires.strftime('%-d %b %Y, %H:%M UTC')} (in 4 weeks)" in detail
+    issued = page(admin_client.post(f"{SESSIONS}{session['id']}/issue-token/", {"role": "client"}))
+    expiry = shown_value(issued, "Expires").replace("\xa0", " ")
+    assert re.fullmatch(r"\d{1,2} \w{3} \d{4}, \d\d:\d\d UTC \(in 4 weeks\)", expiry)
 
 
 def test_actions_need_the_change_permission(client, session):
