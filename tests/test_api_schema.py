@@ -91,6 +91,8 @@ def test_docs_pages_load_their_assets_from_our_static_files(page):
         assert asset.startswith("/static/drf_spectacular_sidecar/"), asset
         assert finders.find(asset.removeprefix("/static/")), f"{asset} is not among our static files"
     assert "cdn." not in html
+    # Nothing from another host: no fonts, no logo, no preconnect.
+    assert not re.search(r"""(?:src|href)=["'](?:https?:)?//""", html), html
 
 
 def schemathesis(workdir, *args, config=None):
