@@ -508,7 +508,10 @@ class SessionDocumentView(SessionScoped, APIView):
         session = self.get_session()
         payload_type = MEDIA_PAYLOAD_TYPES.get(request.content_type.split(";")[0].strip().lower())
         if payload_type is None:
-            raise exceptions.UnsupportedMediaType(request.content_type or "none")
+            sent = request.content_type.split(";")[0].strip() or "none"
+            raise exceptions.UnsupportedMediaType(
+                sent, detail=f"{sent} is not a Word document's type: send {', '.join(MEDIA_PAYLOAD_TYPES)}"
+            )
         body = request.data if isinstance(request.data, bytes) else b""
         if is_empty_document(body):
             raise DocumentRejected(f"{error_text('E2002', EMPTY_DOCUMENT)}.")

@@ -496,6 +496,13 @@ def test_publishing_needs_a_document_content_type(session):
     url = f"/api/sessions/{session['id']}/document"
     word = bearer(session["word"])
     assert_error(word.put(url, b"hello", content_type="text/plain"), 415, "E1010")
+    # A .docx sent as a plain octet stream is told which types are accepted.
+    message = assert_error(
+        word.put(url, b"PK\x03\x04", content_type="application/octet-stream"), 415, "E1010"
+    )
+    assert message.startswith("application/octet-stream is not a Word document's type")
+    assert "application/vnd.openxmlformats-officedocument.wordprocessingml.document" in message
+    assert "application/xml" in message
     assert_error(word.generic("PUT", url, b"hello"), 415, "E1010")
     assert_error(word.put(url, {"Content": "x"}, format="json"), 415, "E1010")
 
