@@ -57,9 +57,10 @@ def access_session_by_token(session_id, secret, role):
 
 def role_mismatch(token, session, role):
     """Why a usable token of this session was refused for its role: a viewer's token used to publish."""
-    if token is not None and token.session_id == session.id and token.is_usable():
-        if token.role == SessionToken.Role.CLIENT and role == SessionToken.Role.WORD:
-            return VIEWER_TOKEN_FOR_PUBLISHING
+    if token is None or token.session_id != session.id or not token.is_usable():
+        return None
+    if token.role == SessionToken.Role.CLIENT and role == SessionToken.Role.WORD:
+        return VIEWER_TOKEN_FOR_PUBLISHING
     return None
 
 

@@ -504,7 +504,9 @@ def test_publishing_needs_a_document_content_type(session):
 def test_publishing_needs_the_sessions_word_token(staff, session, other_session, anonymous):
     url = f"/api/sessions/{session['id']}/document"
     body = flat_opc("No").encode()
-    refusal = assert_error(bearer(session["client"]).put(url, body, content_type="application/xml"), 403, "E1008")
+    refusal = assert_error(
+        bearer(session["client"]).put(url, body, content_type="application/xml"), 403, "E1008"
+    )
     assert refusal == f"Action not allowed for this token: {VIEWER_TOKEN_FOR_PUBLISHING}."
     assert "viewer token" in refusal and "Word token" in refusal
     assert_error(staff.put(url, body, content_type="application/xml"), 403, "E1008")

@@ -255,7 +255,9 @@ async def test_viewer_token_used_to_publish_is_named(session, action):
     )
     error = await receive(socket)
     assert error["ErrorCode"] == "E1003"
-    assert error["Content"] == "Invalid token: this is a viewer token; publishing needs the session's Word token"
+    assert (
+        error["Content"] == "Invalid token: this is a viewer token; publishing needs the session's Word token"
+    )
     assert (await receive(socket))["Action"] == "session-closed"
     await assert_closed(socket, 4401)
 
