@@ -17,19 +17,17 @@ from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
 from .models import CollabSession, IntegrationKey, SessionToken, could_be_secret, digest_secret
-from .protocol import VIEWER_TOKEN_FOR_PUBLISHING
 
 # last_used_at is a hint for the admin, so it is written at most this often per token or key.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
 class AccessDenied(Exception):
-    """A failed authentication, carrying the protocol's error code and, where it helps, why."""
+    """A failed authentication, carrying the protocol's error code."""
 
-    def __init__(self, code, detail=None):
-        super().__init__(code, detail)
+    def __init__(self, code):
+        super().__init__(code)
         self.code = code
-        self.detail = detail
 
 
 def access_session_by_token(session_id, secret, role):
@@ -50,18 +48,9 @@ def access_session_by_token(session_id, secret, role):
     if not secret:
         raise AccessDenied("E1002")
     if token is None or token.session_id != session.id or token.role != role or not token.is_usable():
-        raise AccessDenied("E1003", role_mismatch(token, session, role))
+        raise AccessDenied("E1003")
     note_used(token)
     return token
-
-
-def role_mismatch(token, session, role):
-    """Why a usable token of this session was refused for its role: a viewer's token used to publish."""
-    if token is None or token.session_id != session.id or not token.is_usable():
-        return None
-    if token.role == SessionToken.Role.CLIENT and role == SessionToken.Role.WORD:
-        return VIEWER_TOKEN_FOR_PUBLISHING
-    return None
 
 
 def key_token_of(secret, session_id):
@@ -153,7 +142,7 @@ async def access_session_by_token_shared(session_id, secret, role):
         # A socket that goes away stops waiting without cancelling the others' query.
         return await asyncio.shield(check.task)
     except AccessDenied as denied:
-        raise AccessDenied(denied.code, denied.detail) from None
+        raise AccessDenied(denied.code) from None
 
 
 def note_used(row):

@@ -184,7 +184,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
                 session_id, message.get("Token"), protocol.requested_role(message)
             )
         except AccessDenied as denied:
-            await self.refuse(ProtocolError(denied.code, action, denied.detail), echo_session=session_id)
+            await self.refuse(ProtocolError(denied.code, action), echo_session=session_id)
             return False
         if not await self.holds.take(
             f"token:{token.session_id}:{token.pk}", connection_limit("token", token.role)
@@ -289,7 +289,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
     async def action_update(self, message):
         """Start converting a Word update; the result reaches every socket through the group."""
         if self.role != "word":
-            raise ProtocolError("E1008", protocol.UPDATE, protocol.VIEWER_TOKEN_FOR_PUBLISHING)
+            raise ProtocolError("E1008", protocol.UPDATE)
         content, payload_type = protocol.update_payload(message)
         # Converting runs beside the socket, so pings and newer updates are read meanwhile.
         task = asyncio.ensure_future(self.convert_update(content, payload_type))

@@ -29,18 +29,12 @@ ROLES = ("word", "client")
 DEFAULT_PAYLOAD_TYPE = "ooxml"
 EXTENSIONS = frozenset({HTML_PATCH})
 
-# One wording for a session that has ended or never existed, on every surface: socket errors,
-# the REST API, the commands and the viewer page (which shows the error's Content).
-SESSION_ENDED = "This session has ended or does not exist"
-# The detail of a refusal to publish with a viewer's (client) token.
-VIEWER_TOKEN_FOR_PUBLISHING = "this is a viewer token; publishing needs the session's Word token"  # noqa: S105
-
 ERROR_TEXTS = {
-    "E1001": SESSION_ENDED,
+    "E1001": "Session not found",
     "E1002": "Missing authentication token",
     "E1003": "Invalid token",
     "E1004": "Invalid action",
-    "E1006": SESSION_ENDED,
+    "E1006": "Session expired or removed",
     "E1007": "Socket not authenticated",
     "E1008": "Action not allowed for this token",
     "E1009": "Message too large",

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from sessions_app.protocol import VIEWER_TOKEN_FOR_PUBLISHING
 from tests.documents import corpus_file
 from tests.pages import PageWatch
 from tests.servers import REPO_ROOT
@@ -294,21 +293,6 @@ def test_taskpane_explains_codes_it_cannot_use(shared_daphne, contexts):
     assert pane.status() == "Refused: the publishing token is invalid, revoked or expired"
     pane.page.wait_for_timeout(1500)
     assert len(pane.websockets) == 1
-
-
-def test_taskpane_explains_a_pasted_viewer_link(shared_daphne, contexts):
-    server = shared_daphne
-    session = server.create_session("viewer link")
-    pane = open_taskpane(contexts, server)
-    pane.page.wait_for_selector("#code-form:not([hidden])", timeout=WAIT_MS)
-    pane.page.fill("#code", session["viewer_url"])
-    pane.page.click("button[type=submit]")
-    pane.wait_for_state("refused")
-    assert pane.status() == f"Refused: {VIEWER_TOKEN_FOR_PUBLISHING}"
-    explanation = pane.page.inner_text("#error")
-    assert explanation.startswith("This is a viewer link")
-    assert "publish code (collab:…)" in explanation
-    assert pane.updates == []
 
 
 def test_taskpane_reconnects_and_sends_what_changed_while_the_server_was_down(daphne, contexts):

@@ -16,7 +16,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from sessions_app.protocol import SESSION_ENDED, VIEWER_TOKEN_FOR_PUBLISHING
 from tests.documents import corpus_file, flat_opc
 from tests.servers import REPO_ROOT
 
@@ -465,25 +464,6 @@ async def test_publish_command_fails_on_invalid_token(shared_daphne, tmp_path, w
     assert code != 0
     assert "E1003" in stderr
     assert token not in stdout + stderr
-
-
-async def test_publish_command_names_a_viewer_token_and_an_ended_session(shared_daphne, tmp_path):
-    session = await new_session(shared_daphne)
-    document = tmp_path / "document.xml"
-    document.write_text(flat_opc("Never shown"), encoding="utf-8")
-    url = ["--url", shared_daphne.ws_url]
-    async with publishing(
-        shared_daphne, session["id"], document, "--token", session["client_token"], *url
-    ) as process:
-        code, stdout, stderr = await finish(process)
-    assert code != 0
-    assert f"E1003: Invalid token: {VIEWER_TOKEN_FOR_PUBLISHING}" in stderr
-    async with publishing(
-        shared_daphne, "no-such-session", document, "--token", session["word_token"], *url
-    ) as process:
-        code, stdout, stderr = await finish(process)
-    assert code != 0
-    assert f"E1001: {SESSION_ENDED}" in stderr
 
 
 async def test_publish_watch_resends_when_the_file_changes(shared_daphne, tmp_path):

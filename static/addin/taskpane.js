@@ -61,23 +61,8 @@
 
   // Status
 
-  // A link ".../s/<id>/#token=…" is usually the viewer link given beside the publish code.
-  var VIEWER_LINK_WORDS =
-    "This is a viewer link: it lets people read the document. To publish, paste the Word publish " +
-    "code (collab:…) given with it: create_session prints it, and the admin's \u201cAdd session\u201d " +
-    "and the API show it.";
-
-  /* A refusal in words: what the server added (the token's real role) before the pane's own words. */
-  function refusalWords(detail) {
-    if (!detail) {
-      return "refused";
-    }
-    return detail.detail || PUBLISHING_TOKEN_WORDS[detail.code] || detail.words || "refused";
-  }
-
-  /* The server found a viewer's token where a publishing token belongs. */
-  function isViewerToken(detail) {
-    return !!detail && detail.code === "E1003" && !!detail.detail;
+  function refusalWords(code) {
+    return PUBLISHING_TOKEN_WORDS[code] || CollabLiveSocket.ERROR_WORDS[code];
   }
 
   function setStatus(state, text) {
@@ -132,10 +117,8 @@
       viewersBox.textContent = "–";
       stopWatching();
     } else if (state === "refused") {
-      setStatus(state, "Refused: " + refusalWords(detail));
-      if (isViewerToken(detail) && session.fromLink) {
-        showError(VIEWER_LINK_WORDS);
-      }
+      var words = (detail && refusalWords(detail.code)) || (detail && detail.words) || "refused";
+      setStatus(state, "Refused: " + words);
       viewersBox.textContent = "–";
       stopWatching();
     }
@@ -236,7 +219,7 @@
       if (!match) {
         return { error: "This is neither a publish code (collab:…) nor a session link (…/s/…/#token=…)." };
       }
-      details = { id: match[2], token: decodeURIComponent(match[3]), server: match[1], fromLink: true };
+      details = { id: match[2], token: decodeURIComponent(match[3]), server: match[1] };
     }
     if (typeof details.id !== "string" || !details.id || typeof details.token !== "string" || !details.token) {
       return { error: "This code lacks the session or its token." };

@@ -10,11 +10,11 @@ var CollabLiveSocket = (function () {
   "use strict";
 
   var ERROR_WORDS = Object.freeze({
-    E1001: "this session has ended or does not exist",
+    E1001: "this session does not exist or has ended",
     E1002: "the link carries no access token",
     E1003: "the link's access token is invalid, revoked or expired",
     E1004: "the server did not recognise a request",
-    E1006: "this session has ended or does not exist",
+    E1006: "the session has ended or was removed",
     E1007: "the connection was not signed in",
     E1008: "this token is not allowed to do that",
     E1009: "the document is larger than the server accepts",
@@ -34,23 +34,13 @@ var CollabLiveSocket = (function () {
   var PING_EVERY = 20000;
   var PONG_WITHIN = 10000;
 
-  // An ended session is put in the server's own words, the one wording every surface uses.
-  var SERVER_WORDED = Object.freeze({ E1001: true, E1006: true });
-
-  /* What the server added after the error's text ("Conversion error: <reason>"), or "". */
-  function errorDetail(message) {
-    var content = typeof message.Content === "string" ? message.Content : "";
-    var colon = content.indexOf(": ");
-    return colon >= 0 ? content.slice(colon + 2) : "";
-  }
-
   function describeError(message) {
-    if (SERVER_WORDED[message.ErrorCode] && typeof message.Content === "string" && message.Content) {
-      return message.Content;
-    }
     var words = ERROR_WORDS[message.ErrorCode] || "the server reported an error";
-    if (message.ErrorCode === "E2002" && errorDetail(message)) {
-      words += " (" + errorDetail(message) + ")";
+    if (message.ErrorCode === "E2002" && typeof message.Content === "string") {
+      var colon = message.Content.indexOf(": ");
+      if (colon >= 0) {
+        words += " (" + message.Content.slice(colon + 2) + ")";
+      }
     }
     return words;
   }
@@ -66,8 +56,7 @@ var CollabLiveSocket = (function () {
   /*
    * options: url, hello() returning the first message, onMessage(message),
    * onState(state, detail) with state one of connecting, live, reconnecting (detail:
-   * seconds until the next try), ended, refused (detail: {code, words, detail: what the server
-   * added to its error's text}), stopped.
+   * seconds until the next try), ended, refused (detail: {code, words}), stopped.
    */
   function LiveSocket(options) {
     this.url = options.url;
@@ -192,7 +181,7 @@ var CollabLiveSocket = (function () {
     } else if (action === "end-session" && message.Success) {
       this.ended = true;
     } else if (message.Success === false && DEFINITIVE[message.ErrorCode]) {
-      this.refusal = { code: message.ErrorCode, words: describeError(message), detail: errorDetail(message) };
+      this.refusal = { code: message.ErrorCode, words: describeError(message) };
     }
     this.onMessage(message);
   };

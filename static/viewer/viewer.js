@@ -23,7 +23,6 @@
 
   const { canPatch, blocksFromLengths, patchedBlocks, sha256Hex } = CollabHtmlPatch;
   const HIGHLIGHT_MS = 2000;
-  const ENDED_CODES = new Set(["E1001", "E1006"]);
   let patchesGranted = false;
   let shownBlocks = null; // the shown version's top-level blocks, as the server split them
   let documentQueue = Promise.resolve(); // document messages are handled one after another, in order
@@ -52,10 +51,8 @@
       showNotice(shownVersion === null ? "This session has ended." : "This session has ended. The last version is shown below.");
       viewersBox.hidden = true;
     } else if (state === "refused") {
-      // An ended or unknown session is no refusal of the reader: the server's words say what it is.
-      const ended = ENDED_CODES.has(detail.code);
-      showStatus(state, ended ? "Session ended" : `Access refused: ${detail.words}`);
-      showNotice(ended ? `${detail.words}.` : `This document cannot be shown: ${detail.words}.`);
+      showStatus(state, `Access refused: ${detail.words}`);
+      showNotice(`This document cannot be shown: ${detail.words}.`);
       // A revoked token loses what it was shown too.
       container.replaceChildren();
       viewersBox.hidden = true;
