@@ -35,6 +35,7 @@
 often it is called.
 """
 
+import inspect
 import json
 import pprint
 import re
@@ -76,6 +77,22 @@ DOCUMENT_UPLOADS = [
 LINGER_SECONDS = 2.0
 
 
+def skip_twisted_form_parsing(http, WebRequest):
+    """Twisted parses every form POST into request.args, which daphne never reads: not any more.
+
+    A malformed multipart body got a bare 400 from Twisted before Django could answer it in
+    the API's own shape, and a well-formed one was parsed twice.
+    """
+    if "parsePOSTFormSubmission" not in inspect.signature(http.Request.__init__).parameters:
+        raise ImproperlyConfigured("collab's adaptations do not fit this Twisted: no parsePOSTFormSubmission")
+    original = WebRequest.__init__
+
+    def without_form_parsing(self, *args, **kwargs):
+        original(self, *args, **{**kwargs, "parsePOSTFormSubmission": False})
+
+    WebRequest.__init__ = without_form_parsing
+
+
 def install():
     """Apply every adaptation once; a process without daphne is left as it is."""
     try:
@@ -115,6 +132,7 @@ def install():
     apply_lazy_debug_text(util, protocol, twisted_websocket)
     offer_denial_responses(Server, WebSocketProtocol, twisted_websocket.ConnectionDeny)
     apply_http_limits(http, HTTPFactory, WebRequest)
+    skip_twisted_form_parsing(http, WebRequest)
     Server.collab_adaptations_installed = True
 
 
