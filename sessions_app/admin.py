@@ -10,6 +10,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect
@@ -336,7 +337,7 @@ class CollabSessionAdmin(admin.ModelAdmin):
 
     def end_session_view(self, request, object_id):
         """The session page's "End session" button: end it through the service, as the list's action does."""
-        session = get_object_or_404(CollabSession, pk=object_id)
+        session = get_object_or_404(CollabSession, pk=unquote(object_id))
         if not self.has_change_permission(request, session):
             raise PermissionDenied
         if do_end_session(session.pk):
@@ -347,16 +348,16 @@ class CollabSessionAdmin(admin.ModelAdmin):
             )
         else:
             self.message_user(request, f"{session} had already ended.", messages.WARNING)
-        return redirect("admin:sessions_app_collabsession_change", session.pk)
+        return redirect("admin:sessions_app_collabsession_change", quote(session.pk))
 
     def issue_token_view(self, request, object_id):
         """Issue a token and show its secret once: a viewer link, or a publish code for Word."""
-        session = get_object_or_404(CollabSession, pk=object_id)
+        session = get_object_or_404(CollabSession, pk=unquote(object_id))
         if not self.has_change_permission(request, session):
             raise PermissionDenied
         if not session.is_active:
             self.message_user(request, "This session has ended; nobody can connect to it.", messages.ERROR)
-            return redirect("admin:sessions_app_collabsession_change", session.pk)
+            return redirect("admin:sessions_app_collabsession_change", quote(session.pk))
         form = IssueTokenForm(request.POST or None, initial={"role": request.GET.get("role", "client")})
         if request.method == "POST" and form.is_valid():
             role = form.cleaned_data["role"]

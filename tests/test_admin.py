@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
@@ -253,11 +254,13 @@ async def test_revoking_from_the_session_page_reaches_live_sockets(admin_client,
 
 @pytest.mark.django_db(transaction=True)
 async def test_end_session_button_ends_it_through_the_service_and_reaches_live_sockets(admin_client, session):
-    change_page = f"{SESSIONS}{session['id']}/change/"
+    change_page = f"{SESSIONS}{quote(session['id'])}/change/"
     text = page(await database_sync_to_async(admin_client.get)(change_page))
-    assert f'action="{SESSIONS}{session["id"]}/end/"' in text and "End session" in text
+    assert f'action="{SESSIONS}{quote(session["id"])}/end/"' in text and "End session" in text
     viewer = await join_with_get_html(session["id"], session["client"], "client")
-    response = await database_sync_to_async(admin_client.post)(f"{SESSIONS}{session['id']}/end/", follow=True)
+    response = await database_sync_to_async(admin_client.post)(
+        f"{SESSIONS}{quote(session['id'])}/end/", follow=True
+    )
     assert response.redirect_chain == [(change_page, 302)]
     assert "ended: its viewers and publishers were told and closed." in response.content.decode()
     ended = await receive(viewer)
@@ -274,7 +277,7 @@ def test_end_session_button_needs_post_csrf_and_the_change_permission(client, se
     admin = User.objects.create_superuser("boss", password="boss-password")
     careful = Client(enforce_csrf_checks=True)
     careful.force_login(admin)
-    end = f"{SESSIONS}{session['id']}/end/"
+    end = f"{SESSIONS}{quote(session['id'])}/end/"
     assert careful.get(end).status_code == 405
     assert careful.post(end).status_code == 403  # no CSRF token
     assert CollabSession.objects.get(pk=session["id"]).is_active
