@@ -46,7 +46,6 @@ from tests.servers import Server, child_env, free_port, run_manage  # noqa: E402
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 WAIT = 120  # seconds any single step may take before the benchmark gives up
-BACKLOG = 4096  # listen backlog of the servers, daphne and baseline alike
 SERVER_ENV = {
     # Fan-out is measured here, not the connection limits (they would refuse the 5,000th viewer).
     "COLLAB_MAX_CONNECTIONS_PER_ADDRESS": "0",
@@ -79,29 +78,22 @@ def html_document(pages, marker="", edited=None):
 # Servers
 
 
-class BenchServer(Server):
-    """A daphne process as tests/servers.py starts it, with a listen backlog fit for a storm.
+class Daphne:
+    """One or more daphne processes of the checkout `code` on a fresh SQLite database.
 
-    Twisted listens with a backlog of 50: a thousand viewers arriving at once overflow it,
-    and the kernel's SYN retries (1 s, 3 s, 7 s…) then dominate any measurement. Deployments
-    set it on the command line the same way (README, "Several server processes").
+    Each is started as a deployer types it, `daphne -b 127.0.0.1 -p PORT collab.asgi:application`:
+    no listen backlog or other flag is given (collab raises Twisted's backlog of 50 itself).
     """
 
-    def listen_args(self):
-        return ["-e", f"tcp:port={self.port}:interface=127.0.0.1:backlog={BACKLOG}"]
-
-
-class Daphne:
-    """One or more daphne processes on a fresh SQLite database."""
-
-    def __init__(self, name, processes=1, redis=False):
+    def __init__(self, name, processes=1, redis=False, code=ROOT):
         self.name = name
         self.database = f"sqlite:///{tempfile.mkdtemp(prefix='fanout-bench-')}/db.sqlite3"
-        run_manage(child_env({"DATABASE_URL": self.database}), "migrate", "--no-input", timeout=300)
+        migrate_env = child_env({"DATABASE_URL": self.database})
+        run_manage(migrate_env, "migrate", "--no-input", timeout=300, code=code)
         env = {"DATABASE_URL": self.database, **SERVER_ENV}
         if redis:
             env.update(REDIS_URL=REDIS_URL, COLLAB_REDIS_PREFIX=f"bench-{secrets.token_hex(4)}")
-        self.servers = [BenchServer(env).start() for _ in range(processes)]
+        self.servers = [Server(env, code=code).start() for _ in range(processes)]
         self.ws_urls = [server.ws_url for server in self.servers]
         self.pids = [server.process.pid for server in self.servers]
 
@@ -147,11 +139,11 @@ class Baseline:
         self.process.wait(10)
 
 
-def make_targets(names):
+def make_targets(names, code=ROOT):
     makers = {
-        "memory": lambda: Daphne("daphne, in-memory layer, 1 process"),
-        "redis-1": lambda: Daphne("daphne, Redis layer, 1 process", redis=True),
-        "redis-2": lambda: Daphne("daphne, Redis layer, 2 processes", processes=2, redis=True),
+        "memory": lambda: Daphne("daphne, in-memory layer, 1 process", code=code),
+        "redis-1": lambda: Daphne("daphne, Redis layer, 1 process", redis=True, code=code),
+        "redis-2": lambda: Daphne("daphne, Redis layer, 2 processes", processes=2, redis=True, code=code),
         "baseline": Baseline,
     }
     return [(name, makers[name]) for name in names]
@@ -351,16 +343,29 @@ async def measure_bytes(target, pages=50):
     return {"html": len(edited.encode()), "full": plain.bytes[second][0], "patch": patching.bytes[second][0]}
 
 
+def cpu_seconds(pids):
+    """User and system CPU time the processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 async def measure_storm(target, viewers_count, pages):
+    """N viewers connect at the same instant: seconds until all hold the document, server CPU per viewer."""
     session = await asyncio.to_thread(target.create_session)
     async with Word(target.ws_urls[0], session) as word:
         version = await word.publish(html_document(pages))
         viewers = Viewers(target.ws_urls, session, viewers_count)
+        cpu_before = cpu_seconds(target.pids)
         started = asyncio.get_running_loop().time()
         await viewers.open(batch=viewers_count)
         done = await viewers.all_hold(version)
+        cpu = cpu_seconds(target.pids) - cpu_before
     await viewers.close()
-    return {"seconds": done - started}
+    return {"seconds": done - started, "cpu_ms_per_viewer": cpu * 1000 / viewers_count}
 
 
 def rss_kib(pids):
@@ -479,12 +484,16 @@ def main():
     parser.add_argument("scenarios", nargs="*", default=["latency", "bytes", "storm", "memory", "browser"])
     parser.add_argument("--quick", action="store_true", help="small N and few updates")
     parser.add_argument("--targets", default="memory,redis-1,redis-2,baseline")
+    parser.add_argument(
+        "--code", type=Path, default=ROOT, help="serve collab from this checkout (to compare two trees)"
+    )
     args = parser.parse_args()
     files = raise_file_limit()
     counts = [1, 100] if args.quick else [1, 100, 1000] + ([5000] if files > 5000 * 2 + 200 else [])
     updates = {1: 10, 100: 10} if args.quick else {1: 100, 100: 50, 1000: 30, 5000: 10}
     print(f"Machine: {machine()}; open files limit {files}")
-    targets = make_targets(args.targets.split(","))
+    targets = make_targets(args.targets.split(","), code=args.code.resolve())
+    print(f"collab from {args.code.resolve()}")
     results = {}
     for name, make in targets:
         print(f"\n== {name}", flush=True)
@@ -508,10 +517,14 @@ def main():
                 results["bytes", name] = result
                 print(f"bytes: {result}", flush=True)
             if "storm" in args.scenarios:
-                count = 100 if args.quick else 1000
-                result = asyncio.run(measure_storm(target, count, pages=20))
-                results["storm", name] = result
-                print(f"storm N={count}: {result['seconds'] * 1000:.0f} ms", flush=True)
+                for count in [100] if args.quick else [c for c in counts if c >= 1000]:
+                    result = asyncio.run(measure_storm(target, count, pages=20))
+                    results["storm", name, count] = result
+                    print(
+                        f"storm N={count}: {result['seconds'] * 1000:.0f} ms, "
+                        f"server CPU {result['cpu_ms_per_viewer']:.2f} ms per viewer",
+                        flush=True,
+                    )
         finally:
             target.stop()
         if "memory" in args.scenarios and name in ("memory", "baseline"):
@@ -539,8 +552,16 @@ def main():
                 f"p50 {result['p50']:7.1f} ms  p99 {result['p99']:7.1f} ms{extra}"
             )
         elif kind == "storm":
-            extra = f" [{ratio(result['seconds'], base['seconds'])}]" if base else ""
-            print(f"storm   {name:9}: {result['seconds'] * 1000:7.0f} ms{extra}")
+            extra = (
+                f" [{ratio(result['seconds'], base['seconds'])} / "
+                f"{ratio(result['cpu_ms_per_viewer'], base['cpu_ms_per_viewer'])}]"
+                if base
+                else ""
+            )
+            print(
+                f"storm   {name:9} N={rest[0]:5}: {result['seconds'] * 1000:7.0f} ms, "
+                f"CPU {result['cpu_ms_per_viewer']:.2f} ms per viewer{extra}"
+            )
         elif kind == "memory":
             extra = f" [{ratio(result['per_viewer_kib'], base['per_viewer_kib'])}]" if base else ""
             print(f"memory  {name:9}: {result['per_viewer_kib']:.1f} KiB per viewer{extra}")

@@ -233,6 +233,11 @@ for _proxy in COLLAB_TRUSTED_PROXIES:
         raise ImproperlyConfigured(
             f"COLLAB_TRUSTED_PROXIES: {_proxy!r} is not an address or network"
         ) from None
+# Connections the kernel queues for each of daphne's listening sockets until it accepts them
+# (Twisted's own is 50, too few for a crowd arriving at once); Linux caps it at net.core.somaxconn.
+COLLAB_LISTEN_BACKLOG = envint("COLLAB_LISTEN_BACKLOG", "4096")
+if COLLAB_LISTEN_BACKLOG < 1:
+    raise ImproperlyConfigured("COLLAB_LISTEN_BACKLOG must be at least 1")
 COLLAB_MAX_MESSAGE_BYTES = envint("COLLAB_MAX_MESSAGE_BYTES", str(32 * 1024 * 1024))
 # HTTP under daphne (sessions_app/daphne_adaptations.py): the largest request body besides a
 # document upload's (COLLAB_MAX_MESSAGE_BYTES), and seconds to send a request line and headers.

@@ -1,5 +1,9 @@
 """collab's adaptations of daphne and autobahn: `install()` applies them when the application is imported.
 
+- **Listen backlog.** Twisted listens with a backlog of 50: a crowd of viewers arriving at once
+  (a link shared in a meeting, everyone reconnecting after a restart) overflows it, and the
+  kernel's SYN retries (1 s, 3 s, 7 s…) keep the rest waiting. Every TCP or UNIX endpoint
+  daphne is given without a `backlog` of its own listens with COLLAB_LISTEN_BACKLOG.
 - **Message cap.** Daphne 4.2.2+ caps WebSocket messages at 1 MiB unless started with flags;
   deployers type `daphne collab.asgi:application`, so the cap follows
   COLLAB_MAX_MESSAGE_BYTES however daphne is started, and an oversized message is refused
@@ -114,6 +118,7 @@ def install():
         "WebSocketProtocol.onMessageFrameBegin": WebSocketProtocol,
         "WebSocketProtocol.handle_reply": WebSocketProtocol,
         "Server.create_application": Server,
+        "Server.run": Server,
         "Timings.__str__": protocol.Timings,
         "HTTPFactory.protocol": HTTPFactory,
         "HTTPFactory.acceptableProtocols": HTTPFactory,
@@ -126,6 +131,7 @@ def install():
     if missing:
         # A daphne or autobahn release that moved what is replaced here: refuse rather than half-apply.
         raise ImproperlyConfigured(f"collab's adaptations do not fit this daphne: {', '.join(missing)}")
+    apply_listen_backlog(Server)
     apply_message_limit(WebSocketFactory, WebSocketProtocol)
     offer_direct_sockets(Server, WebSocketProtocol)
     count_bytes_before_sign_in(Server, WebSocketProtocol)
@@ -134,6 +140,27 @@ def install():
     apply_http_limits(http, HTTPFactory, WebRequest)
     skip_twisted_form_parsing(http, WebRequest)
     Server.collab_adaptations_installed = True
+
+
+def apply_listen_backlog(server_class):
+    """Make daphne listen with COLLAB_LISTEN_BACKLOG wherever its endpoint does not name a backlog."""
+    backlog = settings.COLLAB_LISTEN_BACKLOG
+    run = server_class.run
+
+    def run_with_backlog(self):
+        self.endpoints = [with_backlog(endpoint, backlog) for endpoint in self.endpoints]
+        run(self)
+
+    server_class.run = run_with_backlog
+
+
+def with_backlog(endpoint, backlog):
+    """A Twisted endpoint description with this backlog, unless it is not TCP or UNIX or has its own."""
+    kind = endpoint.split(":", 1)[0]
+    # Twisted escapes a colon inside a value as "\:", so an unescaped ":backlog=" is the parameter.
+    if kind not in ("tcp", "tcp6", "unix") or re.search(r"(?<!\\):backlog=", endpoint):
+        return endpoint
+    return f"{endpoint}:backlog={backlog}"
 
 
 def apply_message_limit(factory_class, protocol_class):

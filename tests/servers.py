@@ -42,11 +42,11 @@ def child_env(overrides):
     return env
 
 
-def run_manage(env, *args, timeout=120):
-    """Run a manage.py command to completion; its stdout, or an AssertionError with its output."""
+def run_manage(env, *args, timeout=120, code=REPO_ROOT):
+    """Run a manage.py command of the checkout `code` to completion; its stdout, or an AssertionError."""
     done = subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=REPO_ROOT,
+        cwd=code,
         env=env,
         capture_output=True,
         text=True,
@@ -72,9 +72,10 @@ def create_superuser(env, password, username="staff"):
 
 
 class Server:
-    """One daphne process serving collab on a loopback port."""
+    """One daphne process serving collab on a loopback port (from this checkout, or the one at `code`)."""
 
-    def __init__(self, env_overrides, port=None):
+    def __init__(self, env_overrides, port=None, code=REPO_ROOT):
+        self.code = code
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
@@ -88,7 +89,7 @@ class Server:
         self.log = tempfile.NamedTemporaryFile(prefix=f"daphne-{self.port}-", suffix=".log", delete=False)  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "daphne", *self.listen_args(), "collab.asgi:application"],
-            cwd=REPO_ROOT,
+            cwd=self.code,
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -167,7 +168,7 @@ class Server:
 
     def manage(self, *args, timeout=120):
         """Run a manage.py command against this server's database and settings; its stdout."""
-        return run_manage(self.env, *args, timeout=timeout)
+        return run_manage(self.env, *args, timeout=timeout, code=self.code)
 
     def create_session(self, title="integration"):
         """A new session: a dict with id, word_token, client_token, viewer_url and ws_url."""

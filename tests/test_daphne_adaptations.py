@@ -1,10 +1,13 @@
-"""autobahn under collab: debug log text is built only when a line is written (daphne_adaptations.py)."""
+"""daphne and autobahn under collab (daphne_adaptations.py): lazy debug text, sign-in crowds, the backlog."""
 
 import asyncio
 import base64
 import json
 import os
 import pprint
+import shutil
+import subprocess
+from pathlib import Path
 
 import click
 import pytest
@@ -18,6 +21,7 @@ from twisted.logger import formatEvent
 from websockets.asyncio.client import connect
 
 import collab.asgi  # noqa: F401 - applies the adaptations, as daphne's import of the application does
+from sessions_app import daphne_adaptations
 
 WAIT = 60
 
@@ -141,3 +145,41 @@ async def test_a_crowd_on_one_viewer_link_signs_in_through_daphne(daphne):
             assert (await next_action(websocket))["ErrorCode"] == "E1003"
     finally:
         await asyncio.gather(*(websocket.close() for websocket in sockets))
+
+
+# The listen backlog
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        ("tcp:port=8001:interface=127.0.0.1", "tcp:port=8001:interface=127.0.0.1:backlog=4096"),
+        (r"tcp:port=8001:interface=\:\:1", r"tcp:port=8001:interface=\:\:1:backlog=4096"),
+        ("unix:/run/collab.sock", "unix:/run/collab.sock:backlog=4096"),
+        ("tcp:port=8001:backlog=20", "tcp:port=8001:backlog=20"),
+        ("fd:fileno=3", "fd:fileno=3"),
+        ("ssl:port=8443:privateKey=key.pem", "ssl:port=8443:privateKey=key.pem"),
+    ],
+)
+def test_an_endpoint_without_its_own_backlog_gets_collabs(endpoint, expected):
+    assert daphne_adaptations.with_backlog(endpoint, 4096) == expected
+
+
+def listen_backlog(port):
+    """The backlog of the socket listening on this loopback port, as the kernel reports it (ss's Send-Q)."""
+    ss = shutil.which("ss")
+    assert ss, "ss (iproute2) is needed to read a listening socket's backlog"
+    lines = subprocess.run(
+        [ss, "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    listening = [line.split() for line in lines if line.startswith("LISTEN")]
+    assert len(listening) == 1, lines
+    return int(listening[0][2])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("setting", "expected"), [({}, 4096), ({"COLLAB_LISTEN_BACKLOG": "123"}, 123)])
+def test_daphne_started_plainly_listens_with_collabs_backlog(daphne, setting, expected):
+    server = daphne(**setting)
+    assert server.listen_args() == ["-b", "127.0.0.1", "-p", str(server.port)]
+    assert listen_backlog(server.port) == min(expected, int(Path("/proc/sys/net/core/somaxconn").read_text()))
