@@ -106,15 +106,18 @@ def test_the_banner_lines_up_what_to_open_and_type():
     )
     rows = dict(re.findall(r"^  (\S.*?\S)  +(\S.*)$", done.stdout, re.MULTILINE))
     assert rows["Open the viewer"] == details["viewer_url"]
-    assert rows["Publish your file"] == (
+    assert rows["Publish a sample"] == (
         "DJANGO_DEBUG=1 COLLAB_TOKEN=word-secret .venv/bin/python manage.py publish abcDEF123 "
-        "YOUR-FILE.docx --url ws://10.1.2.3:8123/ws --watch"
+        "samples/report.docx --url ws://10.1.2.3:8123/ws --watch"
     )
+    assert (REPO_ROOT / "samples" / "report.docx").is_file()  # the command runs as printed
+    own_file = "(or your own file in place of samples/report.docx)"
+    lines = done.stdout.splitlines()
+    publish_line = next(index for index, line in enumerate(lines) if "Publish a sample" in line)
+    assert lines[publish_line + 1].strip() == own_file  # on a line of its own, under the command
     assert rows["Admin"].startswith("http://10.1.2.3:8123/admin/") and "createsuperuser" in rows["Admin"]
     assert rows["API docs"] == "http://10.1.2.3:8123/api/docs/"
-    starts = {
-        line.index(value) for line in done.stdout.splitlines() for value in rows.values() if value in line
-    }
+    starts = {line.index(value) for line in lines for value in [*rows.values(), own_file] if value in line}
     assert len(starts) == 1  # one column
 
 
@@ -172,7 +175,7 @@ def test_run_on_all_interfaces_prints_an_openable_allowed_address_and_reuses_the
         viewer = rows["Open the viewer"]
         host = re.match(r"http://([^/]+)/s/", viewer)[1]
         assert host.endswith(f":{port}") and not host.startswith("0.0.0.0")  # noqa: S104
-        assert f"--url ws://{host}/ws" in rows["Publish your file"]
+        assert f"--url ws://{host}/ws" in rows["Publish a sample"]
         assert status_by_host(viewer, host) == 200
         assert status_by_host(viewer, "elsewhere.example") == 400  # hosts are checked at all
     finally:
