@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from sessions_app.management.commands.publish import Command as PublishCommand
+from sessions_app.management.commands.publish import ServerError
 from sessions_app.models import CollabSession, SessionToken, new_session_id, random_urlsafe
 from sessions_app.protocol import SESSION_ENDED
 from tests.documents import CORPUS
@@ -161,3 +162,12 @@ def test_create_session_refuses_a_file_it_cannot_publish(tmp_path):
     pdf.write_bytes(b"%PDF-1.7 not a word document")
     with pytest.raises(CommandError, match="PDF"):
         call_command("create_session", "--title", "T", "--publish", str(pdf), stdout=StringIO())
+
+
+@pytest.mark.parametrize(
+    ("code", "wire_text"), [("E1001", "Session not found"), ("E1006", "Session expired or removed")]
+)
+def test_publish_tells_of_an_unknown_or_ended_session_in_the_one_wording(code, wire_text):
+    # The socket's texts are the contract's; the command says what the API and end_session say.
+    assert str(ServerError(code, wire_text)) == f"{code}: {SESSION_ENDED}"
+    assert str(ServerError("E1003", "Invalid token")) == "E1003: Invalid token"
