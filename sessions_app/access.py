@@ -23,11 +23,12 @@ LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
 class AccessDenied(Exception):
-    """A failed authentication, carrying the protocol's error code."""
+    """A failed authentication: the protocol's error code; for a usable token of the wrong role, its role."""
 
-    def __init__(self, code):
-        super().__init__(code)
+    def __init__(self, code, token_role=None):
+        super().__init__(code, token_role)
         self.code = code
+        self.token_role = token_role
 
 
 def access_session_by_token(session_id, secret, role):
@@ -47,8 +48,10 @@ def access_session_by_token(session_id, secret, role):
         raise AccessDenied("E1001")
     if not secret:
         raise AccessDenied("E1002")
-    if token is None or token.session_id != session.id or token.role != role or not token.is_usable():
+    if token is None or token.session_id != session.id or not token.is_usable():
         raise AccessDenied("E1003")
+    if token.role != role:
+        raise AccessDenied("E1003", token_role=token.role)
     note_used(token)
     return token
 
@@ -142,7 +145,7 @@ async def access_session_by_token_shared(session_id, secret, role):
         # A socket that goes away stops waiting without cancelling the others' query.
         return await asyncio.shield(check.task)
     except AccessDenied as denied:
-        raise AccessDenied(denied.code) from None
+        raise AccessDenied(denied.code, denied.token_role) from None
 
 
 def note_used(row):

@@ -30,6 +30,8 @@ from .models import CollabSession, IntegrationKey, Revision, SessionToken
 from .protocol import (
     EMPTY_DOCUMENT,
     ERROR_TEXTS,
+    SESSION_ENDED,
+    VIEWER_TOKEN_FOR_PUBLISHING,
     api_error_body,
     error_text,
     is_empty_document,
@@ -62,7 +64,7 @@ from .services import (
 
 log = logging.getLogger(__name__)
 
-SESSION_NOT_FOUND = f"{ERROR_TEXTS['E1001']}."
+SESSION_NOT_FOUND = f"{SESSION_ENDED}."
 
 # The PROTOCOL.md error code of each HTTP status the API answers with.
 ERROR_CODES = {
@@ -90,7 +92,7 @@ class DocumentRejected(exceptions.APIException):
 
 class SessionGone(exceptions.APIException):
     status_code = 410
-    default_detail = f"{ERROR_TEXTS['E1006']}."
+    default_detail = f"{SESSION_ENDED}."
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -241,6 +243,7 @@ class SessionScoped(StaffViews):
     """A view of the session in the URL; a token of another session finds nothing there (404)."""
 
     token_roles = ()  # roles whose tokens may use the view, within their own session
+    token_refusal = f"{ERROR_TEXTS['E1008']}."  # the 403 to a token of another role
 
     def get_session(self, sessions=CollabSession.objects):
         """The session in the URL if the caller may see it, else NotFound; PermissionDenied if not act."""
@@ -252,7 +255,7 @@ class SessionScoped(StaffViews):
         if session is None:
             raise exceptions.NotFound(SESSION_NOT_FOUND)
         if token is not None and not self.token_allowed(token):
-            raise exceptions.PermissionDenied("Action not allowed for this token.")
+            raise exceptions.PermissionDenied(self.token_refusal)
         return session
 
     def token_allowed(self, token):
@@ -491,6 +494,7 @@ class SessionDocumentView(SessionScoped, APIView):
     staff_allowed = False
     staff_refusal = "Publishing needs the session's word token."
     token_roles = (SessionToken.Role.WORD,)
+    token_refusal = f"{error_text('E1008', VIEWER_TOKEN_FOR_PUBLISHING)}."
 
     @extend_schema(
         summary="Publish a document",

@@ -179,12 +179,14 @@ class CollabConsumer(AsyncWebsocketConsumer):
     async def sign_in(self, message, action):
         """Check the first message's session and token, join the session's hub and greet version 2 clients."""
         session_id = message.get("SessionId")
+        role = protocol.requested_role(message)
+        version = protocol.protocol_version(message)
+        features = protocol.granted_features(message, version)
         try:
-            token = await access_session_by_token_shared(
-                session_id, message.get("Token"), protocol.requested_role(message)
-            )
+            token = await access_session_by_token_shared(session_id, message.get("Token"), role)
         except AccessDenied as denied:
-            await self.refuse(ProtocolError(denied.code, action), echo_session=session_id)
+            reason = protocol.refusal_reason(features, denied.token_role, role)
+            await self.refuse(ProtocolError(denied.code, action, reason=reason), echo_session=session_id)
             return False
         if not await self.holds.take(
             f"token:{token.session_id}:{token.pk}", connection_limit("token", token.role)
@@ -199,12 +201,11 @@ class CollabConsumer(AsyncWebsocketConsumer):
         self.session_id = token.session_id
         self.role = token.role
         self.can_end = token.can_end_session
-        version = protocol.protocol_version(message)
         self.subscriber = Subscriber(
             session_id=token.session_id,
             token_id=token.pk,
             protocol=version,
-            features=protocol.granted_features(message, version),
+            features=features,
             version_at_sign_in=token.session.version,
             direct=self.scope.get("extensions", {}).get(DIRECT_SOCKET, {}).get("socket"),
             send_text=self.send_text,
@@ -289,7 +290,8 @@ class CollabConsumer(AsyncWebsocketConsumer):
     async def action_update(self, message):
         """Start converting a Word update; the result reaches every socket through the group."""
         if self.role != "word":
-            raise ProtocolError("E1008", protocol.UPDATE)
+            reason = protocol.refusal_reason(self.subscriber.features, self.role, "word")
+            raise ProtocolError("E1008", protocol.UPDATE, reason=reason)
         content, payload_type = protocol.update_payload(message)
         # Converting runs beside the socket, so pings and newer updates are read meanwhile.
         task = asyncio.ensure_future(self.convert_update(content, payload_type))
@@ -333,7 +335,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
         """Answer a refused frame with its error; after a closing error, session-closed and the close code."""
         # Before sign-in the error names the session the client asked for, if it could be one.
         session_id = self.session_id or protocol.echoed_session_id(echo_session)
-        frame = protocol.error_message(session_id, error.code, error.action, error.detail)
+        frame = protocol.error_message(session_id, error.code, error.action, error.detail, error.reason)
         if not error.closes:
             await self.send_text(frame)
             return

@@ -22,12 +22,19 @@ PING = "ping"
 PONG = "pong"
 PRESENCE = "presence"
 SESSION_CLOSED = "session-closed"
-HTML_PATCH = "html-patch"  # the version 2 extension, and the action of its messages
+HTML_PATCH = "html-patch"  # a version 2 extension, and the action of its messages
+REFUSAL_REASONS = "refusal-reasons"  # a version 2 extension: a "Reason" on some refusals (collab's own)
 UNKNOWN = "Unknown"  # the Action of an error about a frame with no readable action
 
 ROLES = ("word", "client")
 DEFAULT_PAYLOAD_TYPE = "ooxml"
-EXTENSIONS = frozenset({HTML_PATCH})
+EXTENSIONS = frozenset({HTML_PATCH, REFUSAL_REASONS})
+
+# One wording for a session that has ended or never existed on collab's own surfaces (the REST
+# API, the commands, the pages); the socket's error texts stay the contract's.
+SESSION_ENDED = "This session has ended or does not exist"
+# Why a viewer's (client) token cannot publish: the refusal-reasons Reason, the REST API's 403.
+VIEWER_TOKEN_FOR_PUBLISHING = "this is a viewer token; publishing needs the session's Word token"  # noqa: S105
 
 ERROR_TEXTS = {
     "E1001": "Session not found",
@@ -87,13 +94,18 @@ MAX_FRAME_DEPTH = 32
 
 
 class ProtocolError(Exception):
-    """A client frame the protocol refuses: the error code, the action it concerned, a detail."""
+    """A client frame the protocol refuses: the error code, the action it concerned, a detail, a Reason.
 
-    def __init__(self, code, action=UNKNOWN, detail=None):
+    The detail follows the code's text in Content; the reason goes in a key of its own, for
+    sockets granted refusal-reasons only (refusal_reason).
+    """
+
+    def __init__(self, code, action=UNKNOWN, detail=None, reason=None):
         super().__init__(code, action, detail)
         self.code = code
         self.action = action
         self.detail = detail
+        self.reason = reason
 
     @property
     def closes(self):
@@ -150,7 +162,17 @@ def granted_features(message, protocol):
     requested = message.get("Features")
     if protocol < 2 or not isinstance(requested, list):
         return frozenset()
-    return frozenset(feature for feature in requested if feature in EXTENSIONS)
+    # Only strings can name one: a list or an object in the list is no feature (and unhashable).
+    return frozenset(feature for feature in requested if isinstance(feature, str) and feature in EXTENSIONS)
+
+
+def refusal_reason(features, held_role, wanted_role):
+    """The Reason for refusing a token of role `held_role` where `wanted_role` is needed, if asked for."""
+    if REFUSAL_REASONS not in features:
+        return None
+    if held_role == "client" and wanted_role == "word":
+        return VIEWER_TOKEN_FOR_PUBLISHING
+    return None
 
 
 def update_payload(message):
@@ -253,9 +275,12 @@ def error_text(code, detail=None):
     return f"{text}: {detail}" if detail else text
 
 
-def error_message(session_id, code, action, detail=None):
-    """An error about `action` (Unknown when the frame had none)."""
-    return server_message(session_id, action, Content=error_text(code, detail), Success=False, ErrorCode=code)
+def error_message(session_id, code, action, detail=None, reason=None):
+    """An error about `action` (Unknown when the frame had none); refusal-reasons adds its Reason last."""
+    fields = {"Content": error_text(code, detail), "Success": False, "ErrorCode": code}
+    if reason:
+        fields["Reason"] = reason
+    return server_message(session_id, action, **fields)
 
 
 def too_large_text(limit):

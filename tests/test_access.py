@@ -67,6 +67,24 @@ async def test_shared_checks_keep_each_refusal_code(session):
     assert outcomes == [case[3] for case in cases for _ in range(3)]
 
 
+async def test_a_refusal_for_the_role_alone_names_the_tokens_role(session):
+    other_client = (await sync_to_async(do_create_session)("Other"))[2]
+
+    async def refusal(secret, role):
+        with pytest.raises(AccessDenied) as shared:
+            await access_session_by_token_shared(session["id"], secret, role)
+        return shared.value.code, shared.value.token_role
+
+    assert await refusal(session["client"], "word") == ("E1003", "client")
+    assert await refusal(session["word"], "client") == ("E1003", "word")
+    # Nothing is said of a token that could not be used anyway.
+    assert await refusal("not-a-real-token", "word") == ("E1003", None)
+    assert await refusal(other_client, "word") == ("E1003", None)
+    revoked = await sync_to_async(SessionToken.objects.get)(digest=digest_secret(session["client"]))
+    await sync_to_async(do_revoke_token)(revoked)
+    assert await refusal(session["client"], "word") == ("E1003", None)
+
+
 async def test_a_valid_token_of_an_ended_session_is_refused(session):
     await sync_to_async(do_end_session)(session["id"])
     assert (

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from sessions_app.access import access_session_by_token
 from sessions_app.models import CollabSession, Revision, SessionToken
+from sessions_app.protocol import SESSION_ENDED, VIEWER_TOKEN_FOR_PUBLISHING
 from sessions_app.services import do_create_session, do_end_session, do_issue_token, publish_code_expiry
 from tests.documents import corpus_file, flat_opc, store_version
 from tests.sockets import assert_closed, join_with_get_html, receive
@@ -224,7 +225,8 @@ def test_session_detail_lists_tokens_without_secrets(staff, session):
 
 
 def test_unknown_session_and_other_paths_answer_json_404(staff):
-    assert_error(staff.get("/api/sessions/no-such-session/"), 404, "E1001")
+    # An unknown session in the one wording of collab's own surfaces.
+    assert assert_error(staff.get("/api/sessions/no-such-session/"), 404, "E1001") == f"{SESSION_ENDED}."
     assert_error(staff.get("/api/sessions/not%20an%20id/"), 404, "E1001")
     assert_error(staff.get("/api/sessions/%00/html"), 404, "E1001")
     assert_error(staff.post("/api/nothing-here/"), 404, "E1001")
@@ -384,7 +386,11 @@ async def test_ending_over_the_api_reaches_live_sockets(staff, session):
 
 def test_word_token_may_end_its_session_and_client_token_may_not(session):
     url = f"/api/sessions/{session['id']}/end/"
-    assert_error(bearer(session["client"]).post(url), 403, "E1008")
+    # Not publishing: the refusal says nothing of publishing.
+    assert (
+        assert_error(bearer(session["client"]).post(url), 403, "E1008")
+        == "Action not allowed for this token."
+    )
     assert CollabSession.objects.get(pk=session["id"]).is_active
     response = bearer(session["word"]).post(url)
     assert response.status_code == 200
@@ -510,9 +516,16 @@ def test_publishing_needs_a_document_content_type(session):
 def test_publishing_needs_the_sessions_word_token(staff, session, other_session, anonymous):
     url = f"/api/sessions/{session['id']}/document"
     body = flat_opc("No").encode()
-    assert_error(bearer(session["client"]).put(url, body, content_type="application/xml"), 403, "E1008")
+    refusal = assert_error(
+        bearer(session["client"]).put(url, body, content_type="application/xml"), 403, "E1008"
+    )
+    # The viewer's token is named as such.
+    assert refusal == f"Action not allowed for this token: {VIEWER_TOKEN_FOR_PUBLISHING}."
     assert_error(staff.put(url, body, content_type="application/xml"), 403, "E1008")
-    assert_error(bearer(other_session["word"]).put(url, body, content_type="application/xml"), 404, "E1001")
+    foreign = assert_error(
+        bearer(other_session["word"]).put(url, body, content_type="application/xml"), 404, "E1001"
+    )
+    assert foreign == f"{SESSION_ENDED}."
     assert_error(anonymous.put(url, body, content_type="application/xml"), 401, "E1002")
     assert CollabSession.objects.get(pk=session["id"]).version == 0
 
@@ -535,7 +548,7 @@ def test_publishing_into_an_ended_session_is_410(session):
         flat_opc("Too late").encode(),
         content_type="application/xml",
     )
-    assert_error(response, 410, "E1006")
+    assert assert_error(response, 410, "E1006") == f"{SESSION_ENDED}."
     assert CollabSession.objects.get(pk=session["id"]).version == 0
 
 

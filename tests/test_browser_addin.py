@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sessions_app.protocol import SESSION_ENDED, VIEWER_TOKEN_FOR_PUBLISHING
 from tests.documents import corpus_file
 from tests.pages import PageWatch
 from tests.servers import REPO_ROOT
@@ -124,6 +125,7 @@ def test_taskpane_publishes_the_document_named_in_its_properties(shared_daphne, 
         "Token": session["word_token"],
         "Action": "init",
         "Protocol": 2,
+        "Features": ["refusal-reasons"],
     }
     assert pane.updates[0]["PayloadType"] == "ooxml"
     assert pane.updates[0]["Content"] == FIRST
@@ -293,6 +295,45 @@ def test_taskpane_explains_codes_it_cannot_use(shared_daphne, contexts):
     assert pane.status() == "Refused: the publishing token is invalid, revoked or expired"
     pane.page.wait_for_timeout(1500)
     assert len(pane.websockets) == 1
+
+
+def test_taskpane_explains_a_pasted_viewer_link(shared_daphne, contexts):
+    server = shared_daphne
+    session = server.create_session("viewer link")
+    pane = open_taskpane(contexts, server)
+    pane.page.wait_for_selector("#code-form:not([hidden])", timeout=WAIT_MS)
+    pane.page.fill("#code", f"{server.url}/s/{session['id']}/#token={session['client_token']}")
+    pane.page.click("button[type=submit]")
+    pane.wait_for_state("refused")
+    # The server's Reason, which the pane asked for, names the token's real role.
+    assert pane.sent[0]["Features"] == ["refusal-reasons"]
+    assert pane.status() == f"Refused: {VIEWER_TOKEN_FOR_PUBLISHING}"
+    explanation = pane.page.inner_text("#error")
+    assert explanation.startswith("This is a viewer link")
+    assert "paste the Word publish code (collab:…)" in explanation
+    assert "create_session" in explanation and "Add session" in explanation
+    assert pane.updates == []
+
+
+def test_taskpane_names_a_viewer_token_in_a_publish_code_without_calling_it_a_link(shared_daphne, contexts):
+    server = shared_daphne
+    session = server.create_session("viewer token in a code")
+    pane = open_taskpane(contexts, server)
+    pane.page.wait_for_selector("#code-form:not([hidden])", timeout=WAIT_MS)
+    pane.page.fill("#code", publish_code(session["id"], session["client_token"], server.url))
+    pane.page.click("button[type=submit]")
+    pane.wait_for_state("refused")
+    assert pane.status() == f"Refused: {VIEWER_TOKEN_FOR_PUBLISHING}"
+    assert not pane.page.is_visible("#error")
+
+
+def test_taskpane_says_an_ended_session_has_ended_or_does_not_exist(shared_daphne, contexts):
+    server = shared_daphne
+    session = server.create_session("ended before the pane")
+    server.manage("end_session", session["id"])
+    pane = open_taskpane(contexts, server, properties=word_properties(session))
+    pane.wait_for_state("refused")
+    assert pane.status() == f"Refused: {SESSION_ENDED.lower()}"
 
 
 def test_taskpane_reconnects_and_sends_what_changed_while_the_server_was_down(daphne, contexts):

@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 from websockets.sync.client import connect
 
+from sessions_app.protocol import SESSION_ENDED
 from tests.documents import corpus_file, flat_opc
 from tests.pages import PageWatch
 from tests.servers import REPO_ROOT
@@ -268,7 +269,9 @@ def test_viewer_shows_the_end_of_the_session_and_stops(shared_daphne, context):
 
     page.reload(timeout=WAIT_MS)
     wait_for_state(page, "refused")
-    assert "this session does not exist or has ended" in status_text(page)
+    # Not a refusal of the reader: the one wording of collab's own surfaces.
+    assert status_text(page) == "Session ended"
+    assert page.inner_text("#notice") == f"{SESSION_ENDED}."
 
 
 def test_viewer_refuses_a_bad_token_in_words_and_does_not_retry(shared_daphne, context):
@@ -286,7 +289,7 @@ def test_viewer_of_an_unknown_session_says_so(shared_daphne, context):
     server = shared_daphne
     page, watch = open_viewer(context, server, {"id": "no-such-session", "client_token": "whatever"})
     wait_for_state(page, "refused")
-    assert "this session does not exist or has ended" in status_text(page)
+    assert page.inner_text("#notice") == f"{SESSION_ENDED}."
 
 
 def test_viewer_link_without_token_is_refused_without_connecting(shared_daphne, context):

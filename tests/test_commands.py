@@ -9,7 +9,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from sessions_app.management.commands.publish import Command as PublishCommand
+from sessions_app.management.commands.publish import ServerError
 from sessions_app.models import CollabSession, SessionToken, new_session_id, random_urlsafe
+from sessions_app.protocol import SESSION_ENDED
 from tests.documents import CORPUS
 
 pytestmark = pytest.mark.django_db
@@ -62,10 +64,13 @@ def test_end_session_ends_it_once():
     session_id = json.loads(out.getvalue())["id"]
     call_command("end_session", session_id, stdout=StringIO())
     assert CollabSession.objects.get(pk=session_id).status == "ended"
-    with pytest.raises(CommandError, match="already ended"):
+    # An ended session and an unknown one get the one wording collab's surfaces use.
+    with pytest.raises(CommandError) as ended:
         call_command("end_session", session_id, stdout=StringIO())
-    with pytest.raises(CommandError, match="no session"):
+    assert str(ended.value) == f"{SESSION_ENDED}: {session_id}"
+    with pytest.raises(CommandError) as missing:
         call_command("end_session", "missing", stdout=StringIO())
+    assert str(missing.value) == f"{SESSION_ENDED}: missing"
 
 
 def test_ids_and_tokens_never_look_like_command_line_options():
@@ -157,3 +162,12 @@ def test_create_session_refuses_a_file_it_cannot_publish(tmp_path):
     pdf.write_bytes(b"%PDF-1.7 not a word document")
     with pytest.raises(CommandError, match="PDF"):
         call_command("create_session", "--title", "T", "--publish", str(pdf), stdout=StringIO())
+
+
+@pytest.mark.parametrize(
+    ("code", "wire_text"), [("E1001", "Session not found"), ("E1006", "Session expired or removed")]
+)
+def test_publish_tells_of_an_unknown_or_ended_session_in_the_one_wording(code, wire_text):
+    # The socket's texts are the contract's; the command says what the API and end_session say.
+    assert str(ServerError(code, wire_text)) == f"{code}: {SESSION_ENDED}"
+    assert str(ServerError("E1003", "Invalid token")) == "E1003: Invalid token"

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from collab.asgi import application
 from sessions_app.models import CollabSession, SessionToken
-from sessions_app.protocol import published_at_text
+from sessions_app.protocol import VIEWER_TOKEN_FOR_PUBLISHING, published_at_text
 from sessions_app.services import do_create_session, do_issue_token
 from tests.documents import flat_opc
 from tests.sockets import TIMEOUT, assert_closed, join, open_socket, receive, send
@@ -40,6 +40,13 @@ async def open_with_first_message(session, role, **message):
     """A socket whose first message is `message` (not init), signed with the session's token of this role."""
     socket = await open_socket()
     await send(socket, Origin=role, SessionId=session["id"], Token=session[role], **message)
+    return socket
+
+
+async def sign_in_as(origin, session, token, **message):
+    """A socket whose first message names this Origin with this token (of any role or session)."""
+    socket = await open_socket()
+    await send(socket, Origin=origin, SessionId=session["id"], Token=token, **message)
     return socket
 
 
@@ -290,10 +297,97 @@ async def test_mismatched_session_id_closes(session):
     await assert_closed(viewer, 4401)
 
 
+def refused_for_role(session, action, code, content, **reason):
+    """The exact error a refusal of a viewer's token sends, as a version 1 client has always seen it."""
+    return {
+        "Origin": "server",
+        "SessionId": session["id"],
+        "Action": action,
+        "Content": content,
+        "Success": False,
+        "ErrorCode": code,
+        **reason,
+    }
+
+
+@pytest.mark.parametrize("action", ["init", "update-ooxml"])
+async def test_viewer_token_used_to_publish_is_named_to_a_client_that_asks(session, action):
+    socket = await sign_in_as(
+        "word",
+        session,
+        session["client"],
+        Action=action,
+        Content=flat_opc("x"),
+        Protocol=2,
+        Features=["refusal-reasons"],
+    )
+    assert await receive(socket) == refused_for_role(
+        session, action, "E1003", "Invalid token", Reason=VIEWER_TOKEN_FOR_PUBLISHING
+    )
+    closed = await receive(socket)
+    assert (closed["Action"], closed["Content"]) == ("session-closed", "Invalid token")
+    await assert_closed(socket, 4401)
+
+
+@pytest.mark.parametrize(
+    "asks",
+    [{"Protocol": 2}, {"Protocol": 2, "Features": ["html-patch"]}, {"Features": ["refusal-reasons"]}],
+    ids=["v2", "v2-other-feature", "v1-listing-it"],
+)
+async def test_viewer_token_used_to_publish_is_only_invalid_to_a_client_that_did_not_ask(session, asks):
+    socket = await sign_in_as("word", session, session["client"], Action="init", **asks)
+    # Byte for byte what the server has always sent: no Reason key.
+    assert await socket.receive_from(timeout=TIMEOUT) == json.dumps(
+        refused_for_role(session, "init", "E1003", "Invalid token")
+    )
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize("case", ["unknown token", "another session's viewer token", "word token as viewer"])
+async def test_only_a_usable_viewer_token_of_the_session_used_to_publish_gets_a_reason(session, case):
+    origin, token = "word", "not-a-real-token"
+    if case == "another session's viewer token":
+        _, _, token = await sync_to_async(do_create_session)("Other")
+    elif case == "word token as viewer":
+        origin, token = "client", session["word"]
+    socket = await sign_in_as(origin, session, token, Action="init", Protocol=2, Features=["refusal-reasons"])
+    error = await receive(socket)
+    assert error == refused_for_role(session, "init", "E1003", "Invalid token")
+    await socket.disconnect()
+
+
+async def test_viewer_socket_publishing_is_told_why_when_it_asked(session):
+    viewer = await join(session, "client", Features=["refusal-reasons"])
+    assert (await receive_action(viewer, "init"))["Features"] == ["refusal-reasons"]
+    await receive_action(viewer, "get-html")
+    await send(viewer, Action="update-ooxml", Content=flat_opc("Not allowed"))
+    assert await receive(viewer) == refused_for_role(
+        session,
+        "update-ooxml",
+        "E1008",
+        "Action not allowed for this token",
+        Reason=VIEWER_TOKEN_FOR_PUBLISHING,
+    )
+    # Ending is not publishing: no reason about publishing.
+    await send(viewer, Action="end-session")
+    assert await receive(viewer) == refused_for_role(
+        session, "end-session", "E1008", "Action not allowed for this token"
+    )
+    await viewer.disconnect()
+
+
+async def test_features_that_are_no_strings_are_not_granted_and_sign_in_works(session):
+    viewer = await join(session, "client", Features=[{}, ["html-patch"], "refusal-reasons"])
+    assert (await receive_action(viewer, "init"))["Features"] == ["refusal-reasons"]
+    await viewer.disconnect()
+
+
 async def test_client_token_cannot_publish_or_end(session):
     viewer = await join(session, "client", protocol=None)
     await send(viewer, Action="update-ooxml", Content=flat_opc("Not allowed"))
-    assert (await receive(viewer))["ErrorCode"] == "E1008"
+    assert await viewer.receive_from(timeout=TIMEOUT) == json.dumps(
+        refused_for_role(session, "update-ooxml", "E1008", "Action not allowed for this token")
+    )
     await send(viewer, Action="end-session")
     assert (await receive(viewer))["ErrorCode"] == "E1008"
     assert (await stored(session["id"])).status == "active"

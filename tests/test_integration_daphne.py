@@ -16,6 +16,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from sessions_app.protocol import SESSION_ENDED, VIEWER_TOKEN_FOR_PUBLISHING
 from tests.documents import corpus_file, flat_opc
 from tests.servers import REPO_ROOT
 
@@ -464,6 +465,39 @@ async def test_publish_command_fails_on_invalid_token(shared_daphne, tmp_path, w
     assert code != 0
     assert "E1003" in stderr
     assert token not in stdout + stderr
+
+
+@pytest.mark.parametrize("watch", [False, True], ids=["once", "watch"])
+async def test_publish_command_names_a_viewer_token(shared_daphne, tmp_path, watch):
+    session = await new_session(shared_daphne)
+    document = tmp_path / "document.xml"
+    document.write_text(flat_opc("Never shown"), encoding="utf-8")
+    args = [session["id"], document, "--token", session["client_token"], "--url", shared_daphne.ws_url]
+    async with publishing(shared_daphne, *args + ["--watch"] * watch) as process:
+        code, stdout, stderr = await finish(process)
+    assert code != 0
+    # The server's Reason, which the command asks for (refusal-reasons), after the contract's text.
+    assert f"E1003: Invalid token: {VIEWER_TOKEN_FOR_PUBLISHING}" in stderr
+    assert session["client_token"] not in stdout + stderr
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["unknown", "ended"])
+async def test_publish_command_says_the_session_has_ended_or_does_not_exist(shared_daphne, tmp_path, known):
+    session = await new_session(shared_daphne)
+    if known:
+        async with joined(shared_daphne, session, "word") as word:
+            await word.send({"Action": "end-session"})
+            await word.receive_until(lambda message: message.get("Action") == "session-closed")
+    document = tmp_path / "document.xml"
+    document.write_text(flat_opc("Never shown"), encoding="utf-8")
+    session_id = session["id"] if known else "no-such-session"
+    args = [session_id, document, "--token", session["word_token"], "--url", shared_daphne.ws_url]
+    async with publishing(shared_daphne, *args) as process:
+        code, stdout, stderr = await finish(process)
+    assert code != 0
+    # The one wording of collab's own surfaces, not the socket's "Session not found".
+    assert f"E1001: {SESSION_ENDED}" in stderr
+    assert "Session not found" not in stderr
 
 
 async def test_publish_watch_resends_when_the_file_changes(shared_daphne, tmp_path):

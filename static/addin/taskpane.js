@@ -45,7 +45,7 @@
     E1003: "the publishing token is invalid, revoked or expired"
   };
 
-  var session = null; // {id, token, remember, source, fromDocument}
+  var session = null; // {id, token, remember, source, fromDocument, fromLink}
   var socket = null;
   var lastSent = null;
   var unconfirmed = false; // an update went out and the server has not answered it yet
@@ -59,10 +59,20 @@
   var paragraphEvents = false;
   var endConfirmTimer = null;
 
+  // A pasted link ".../s/<id>/#token=…" whose token the server names a viewer's: the viewer link given with the code.
+  var VIEWER_LINK_WORDS =
+    "This is a viewer link: it lets people read the document. To publish, paste the Word publish " +
+    "code (collab:…) given with it: create_session prints it, and the admin's \u201cAdd session\u201d " +
+    "and the API show it.";
+
   // Status
 
-  function refusalWords(code) {
-    return PUBLISHING_TOKEN_WORDS[code] || CollabLiveSocket.ERROR_WORDS[code];
+  /* A refusal in words: the server's Reason (the token's real role) first, else the pane's or the socket's words. */
+  function refusalWords(detail) {
+    if (!detail) {
+      return "refused";
+    }
+    return detail.reason || PUBLISHING_TOKEN_WORDS[detail.code] || detail.words || "refused";
   }
 
   function setStatus(state, text) {
@@ -117,8 +127,11 @@
       viewersBox.textContent = "–";
       stopWatching();
     } else if (state === "refused") {
-      var words = (detail && refusalWords(detail.code)) || (detail && detail.words) || "refused";
-      setStatus(state, "Refused: " + words);
+      setStatus(state, "Refused: " + refusalWords(detail));
+      // Only the server knows a token's role: it says so in the Reason of an E1003.
+      if (session.fromLink && detail && detail.code === "E1003" && detail.reason) {
+        showError(VIEWER_LINK_WORDS);
+      }
       viewersBox.textContent = "–";
       stopWatching();
     }
@@ -219,7 +232,7 @@
       if (!match) {
         return { error: "This is neither a publish code (collab:…) nor a session link (…/s/…/#token=…)." };
       }
-      details = { id: match[2], token: decodeURIComponent(match[3]), server: match[1] };
+      details = { id: match[2], token: decodeURIComponent(match[3]), server: match[1], fromLink: true };
     }
     if (typeof details.id !== "string" || !details.id || typeof details.token !== "string" || !details.token) {
       return { error: "This code lacks the session or its token." };
@@ -258,7 +271,8 @@
           SessionId: session.id,
           Token: session.token,
           Action: "init",
-          Protocol: 2
+          Protocol: 2,
+          Features: ["refusal-reasons"]
         };
       },
       onMessage: onMessage,

@@ -10,11 +10,11 @@ var CollabLiveSocket = (function () {
   "use strict";
 
   var ERROR_WORDS = Object.freeze({
-    E1001: "this session does not exist or has ended",
+    E1001: "this session has ended or does not exist",
     E1002: "the link carries no access token",
     E1003: "the link's access token is invalid, revoked or expired",
     E1004: "the server did not recognise a request",
-    E1006: "the session has ended or was removed",
+    E1006: "this session has ended or does not exist",
     E1007: "the connection was not signed in",
     E1008: "this token is not allowed to do that",
     E1009: "the document is larger than the server accepts",
@@ -56,7 +56,8 @@ var CollabLiveSocket = (function () {
   /*
    * options: url, hello() returning the first message, onMessage(message),
    * onState(state, detail) with state one of connecting, live, reconnecting (detail:
-   * seconds until the next try), ended, refused (detail: {code, words}), stopped.
+   * seconds until the next try), ended, refused (detail: {code, words, reason: the server's Reason
+   * when the page asked for the refusal-reasons feature, else ""}), stopped.
    */
   function LiveSocket(options) {
     this.url = options.url;
@@ -181,7 +182,11 @@ var CollabLiveSocket = (function () {
     } else if (action === "end-session" && message.Success) {
       this.ended = true;
     } else if (message.Success === false && DEFINITIVE[message.ErrorCode]) {
-      this.refusal = { code: message.ErrorCode, words: describeError(message) };
+      this.refusal = {
+        code: message.ErrorCode,
+        words: describeError(message),
+        reason: typeof message.Reason === "string" ? message.Reason : ""
+      };
     }
     this.onMessage(message);
   };

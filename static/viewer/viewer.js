@@ -23,6 +23,7 @@
 
   const { canPatch, blocksFromLengths, patchedBlocks, sha256Hex } = CollabHtmlPatch;
   const HIGHLIGHT_MS = 2000;
+  const ENDED_CODES = new Set(["E1001", "E1006"]); // the session is unknown or has ended
   let patchesGranted = false;
   let shownBlocks = null; // the shown version's top-level blocks, as the server split them
   let documentQueue = Promise.resolve(); // document messages are handled one after another, in order
@@ -51,13 +52,19 @@
       showNotice(shownVersion === null ? "This session has ended." : "This session has ended. The last version is shown below.");
       viewersBox.hidden = true;
     } else if (state === "refused") {
-      showStatus(state, `Access refused: ${detail.words}`);
-      showNotice(`This document cannot be shown: ${detail.words}.`);
+      // An unknown or ended session is no refusal of the reader: the one wording says what it is.
+      const ended = ENDED_CODES.has(detail.code);
+      showStatus(state, ended ? "Session ended" : `Access refused: ${detail.words}`);
+      showNotice(ended ? `${capitalised(detail.words)}.` : `This document cannot be shown: ${detail.words}.`);
       // A revoked token loses what it was shown too.
       container.replaceChildren();
       viewersBox.hidden = true;
       updatedBox.hidden = true;
     }
+  }
+
+  function capitalised(text) {
+    return text.charAt(0).toUpperCase() + text.slice(1);
   }
 
   function showNotice(text) {

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions_app.models import CollabSession
+from sessions_app.protocol import SESSION_ENDED
 from sessions_app.services import do_end_session
 
 
@@ -13,8 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("session_id")
 
     def handle(self, *args, session_id, **options):
-        if not CollabSession.objects.filter(pk=session_id).exists():
-            raise CommandError(f"no session {session_id}")
+        # An unknown session and one that has already ended get the one wording the API uses too.
         if not do_end_session(session_id):
-            raise CommandError(f"session {session_id} has already ended")
+            raise CommandError(f"{SESSION_ENDED}: {session_id}")
         self.stdout.write(f"Session {session_id} ended.")

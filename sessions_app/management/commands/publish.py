@@ -23,13 +23,16 @@ POLL_SECONDS = 0.5
 FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 10
 ENVIRONMENT_VARIABLE = "COLLAB_TOKEN"  # the word token, when neither --token-file nor --token is given
+ENDED_CODES = ("E1001", "E1006")  # the session is unknown or has ended
 
 
 class ServerError(Exception):
-    """An error message (or an unannounced session-closed) from the server."""
+    """An error message (or an unannounced session-closed) from the server, with its Reason if any."""
 
-    def __init__(self, code, text):
-        super().__init__(f"{code}: {text}")
+    def __init__(self, code, text, reason=None):
+        if code in ENDED_CODES:
+            text = protocol.SESSION_ENDED  # the one wording collab's commands and pages use
+        super().__init__(f"{code}: {text}: {reason}" if reason else f"{code}: {text}")
         # Errors after which the socket stays open concern one update only: watching goes on.
         self.fatal = code not in protocol.ERROR_TEXTS or code in protocol.CLOSING_ERRORS
 
@@ -169,7 +172,8 @@ class Publisher:
     async def open_session(self, websocket, document):
         """Authenticate with the document as the first message's update; returns the version before it."""
         self.unconfirmed_since = None
-        await self.send_update(websocket, document, {"Token": self.token, "Protocol": 2})
+        first = {"Token": self.token, "Protocol": 2, "Features": [protocol.REFUSAL_REASONS]}
+        await self.send_update(websocket, document, first)
         while (message := await self.next_message(websocket)).get("Action") != protocol.INIT:
             pass
         self.confirmed_version = message.get("Version", 0)
@@ -202,7 +206,7 @@ class Publisher:
                 break
         action = str(message.get("Action", "")).lower()
         if message.get("Success") is False:
-            raise ServerError(message.get("ErrorCode"), message.get("Content"))
+            raise ServerError(message.get("ErrorCode"), message.get("Content"), message.get("Reason"))
         if action == protocol.END_SESSION:
             raise SessionEnded(message.get("Content"))
         if action == protocol.SESSION_CLOSED:
