@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -122,6 +123,15 @@ class CollabConsumer(AsyncWebsocketConsumer):
                 # Redis is down: the presence entry lapses by itself.
                 log.warning("socket of session %s left without unregistering", self.session_id, exc_info=True)
             announcer.changed(self.session_id, self.hub.layer, self.hub.group)
+
+    async def websocket_disconnect(self, message):
+        """Forget the socket and stop, without channels' thread hop to close database connections.
+
+        The socket is in no group of its own to leave (the hub is the session's member), and the
+        hop would queue one call per closing socket on the one database thread, as in dispatch.
+        """
+        await self.disconnect(message["code"])
+        raise StopConsumer
 
     async def expire_unauthenticated(self):
         await asyncio.sleep(settings.COLLAB_AUTH_TIMEOUT)
