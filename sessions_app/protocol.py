@@ -22,12 +22,13 @@ PING = "ping"
 PONG = "pong"
 PRESENCE = "presence"
 SESSION_CLOSED = "session-closed"
-HTML_PATCH = "html-patch"  # the version 2 extension, and the action of its messages
+HTML_PATCH = "html-patch"  # a version 2 extension, and the action of its messages
+PUBLISH_RECEIPTS = "publish-receipts"  # a version 2 extension: a publisher hears what became of its updates
 UNKNOWN = "Unknown"  # the Action of an error about a frame with no readable action
 
 ROLES = ("word", "client")
 DEFAULT_PAYLOAD_TYPE = "ooxml"
-EXTENSIONS = frozenset({HTML_PATCH})
+EXTENSIONS = frozenset({HTML_PATCH, PUBLISH_RECEIPTS})
 
 ERROR_TEXTS = {
     "E1001": "Session not found",
@@ -225,6 +226,16 @@ def patch_message(session_id, version, ops, checksum, published_at=None):
     if published_at is not None:
         fields["PublishedAt"] = published_at
     return server_message(session_id, HTML_PATCH, **fields, Success=True)
+
+
+def update_stored_message(session_id, version):
+    """publish-receipts: the sender's update is stored as `version` (sent to the sender alone)."""
+    return server_message(session_id, UPDATE, Success=True, Version=version)
+
+
+def update_superseded_message(session_id):
+    """publish-receipts: the sender's update was dropped for a newer one of the session, unconverted."""
+    return server_message(session_id, UPDATE, Success=True, Superseded=True)
 
 
 def presence_message(session_id, viewers, publishers):
