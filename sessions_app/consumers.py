@@ -13,8 +13,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -34,7 +34,7 @@ from .delivery import DIRECT_SOCKET, Subscriber
 from .hub import hubs
 from .presence import announcer, presence
 from .protocol import ProtocolError
-from .publishing import update_queue
+from .publishing import SUPERSEDED, update_queue
 from .services import SessionUnavailable, do_end_session
 from .sweeper import ensure_sweeper
 
@@ -309,10 +309,10 @@ class CollabConsumer(AsyncWebsocketConsumer):
         task.add_done_callback(self.tasks.discard)
 
     async def convert_update(self, content, payload_type):
-        """Convert and store an update in the session's queue; a refusal goes to this socket alone."""
+        """Convert and store an update in its session's queue; refusals and receipts go to this socket."""
         action = protocol.UPDATE
         try:
-            await update_queue.convert_and_store(self.session_id, content, payload_type)
+            version = await update_queue.convert_and_store(self.session_id, content, payload_type)
         except ConversionError as error:
             await self.refuse(ProtocolError("E2002", action, error.reason))
         except SessionUnavailable:
@@ -323,6 +323,13 @@ class CollabConsumer(AsyncWebsocketConsumer):
         except Exception:
             log.exception("update of session %s failed", self.session_id)
             await self.refuse(ProtocolError("E2001", action))
+        else:
+            if protocol.PUBLISH_RECEIPTS in self.subscriber.features:
+                await self.send_text(
+                    protocol.update_superseded_message(self.session_id)
+                    if version is SUPERSEDED
+                    else protocol.update_stored_message(self.session_id, version)
+                )
 
     async def action_end_session(self, message):
         """End the session for everyone, if this token may."""

@@ -24,11 +24,12 @@ PRESENCE = "presence"
 SESSION_CLOSED = "session-closed"
 HTML_PATCH = "html-patch"  # a version 2 extension, and the action of its messages
 REFUSAL_REASONS = "refusal-reasons"  # a version 2 extension: a "Reason" on some refusals (collab's own)
+PUBLISH_RECEIPTS = "publish-receipts"  # a version 2 extension: a publisher hears what became of its updates
 UNKNOWN = "Unknown"  # the Action of an error about a frame with no readable action
 
 ROLES = ("word", "client")
 DEFAULT_PAYLOAD_TYPE = "ooxml"
-EXTENSIONS = frozenset({HTML_PATCH, REFUSAL_REASONS})
+EXTENSIONS = frozenset({HTML_PATCH, REFUSAL_REASONS, PUBLISH_RECEIPTS})
 
 # One wording for a session that has ended or never existed on collab's own surfaces (the REST
 # API, the commands, the pages); the socket's error texts stay the contract's.
@@ -247,6 +248,16 @@ def patch_message(session_id, version, ops, checksum, published_at=None):
     if published_at is not None:
         fields["PublishedAt"] = published_at
     return server_message(session_id, HTML_PATCH, **fields, Success=True)
+
+
+def update_stored_message(session_id, version):
+    """publish-receipts: the sender's update is stored as `version` (sent to the sender alone)."""
+    return server_message(session_id, UPDATE, Success=True, Version=version)
+
+
+def update_superseded_message(session_id):
+    """publish-receipts: the sender's update was dropped for a newer one of the session, unconverted."""
+    return server_message(session_id, UPDATE, Success=True, Superseded=True)
 
 
 def presence_message(session_id, viewers, publishers):

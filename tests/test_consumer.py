@@ -504,3 +504,95 @@ async def test_versions_grow_by_one_per_update(session):
     revisions = await sync_to_async(list)(session["model"].revisions.values_list("version", flat=True))
     assert sorted(revisions) == [1, 2, 3]
     await word.disconnect()
+
+
+# The publish-receipts extension
+
+
+async def answers_until_stored(word, version):
+    """The update-ooxml answers a word socket gets until the receipt of `version`, documents skipped."""
+    answers = []
+    while True:
+        message = await receive(word)
+        if message["Action"] == "get-html":
+            continue
+        assert message["Action"] == "update-ooxml", message
+        answers.append(message)
+        if message.get("Version") == version:
+            return answers
+
+
+async def test_publish_receipt_goes_to_the_sender_alone(session):
+    viewer = await join(session, "client")
+    await receive_action(viewer, "init")
+    await receive_action(viewer, "get-html")
+    sender = await join(session, "word", Features=["publish-receipts"])
+    assert (await receive_action(sender, "init"))["Features"] == ["publish-receipts"]
+    other = await join(session, "word", Features=["publish-receipts"])
+    await receive_action(other, "init")
+    await send(sender, Action="update-ooxml", Content=flat_opc("Mine"))
+    assert await answers_until_stored(sender, 1) == [
+        {
+            "Origin": "server",
+            "SessionId": session["id"],
+            "Action": "update-ooxml",
+            "Success": True,
+            "Version": 1,
+        }
+    ]
+    for socket in (viewer, other):
+        assert (await receive_action(socket, "get-html"))["Version"] == 1
+        assert await quiet(socket)
+    for socket in (viewer, sender, other):
+        await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    "first_message",
+    [{}, {"Features": ["html-patch"]}, {"protocol": None, "Features": ["publish-receipts"]}],
+    ids=["not-requested", "other-feature", "version-1"],
+)
+async def test_no_publish_receipt_unless_granted(session, first_message):
+    word = await join(session, "word", **first_message)
+    if first_message.get("protocol", 2):
+        assert "publish-receipts" not in (await receive_action(word, "init"))["Features"]
+    await send(word, Action="update-ooxml", Content=flat_opc("Unreceipted"))
+    assert (await receive_action(word, "get-html"))["Content"] == "<p>Unreceipted</p>"
+    assert await quiet(word)
+    await word.disconnect()
+
+
+async def test_every_update_gets_one_answer_even_when_superseded(session):
+    word = await join(session, "word", Features=["publish-receipts"])
+    await receive_action(word, "init")
+    # Sent at once, after a long first one: those waiting while it converts are replaced by the newest.
+    await send(word, Action="update-ooxml", Content=flat_opc(*(f"Paragraph {n}" for n in range(3000))))
+    for number in range(1, 4):
+        await send(word, Action="update-ooxml", Content=flat_opc(f"Edit {number}"))
+    answers = []
+    document_version = 0
+    while len(answers) < 4:
+        message = await receive(word)
+        if message["Action"] == "get-html":
+            document_version = message["Version"]
+        else:
+            answers.append(message)
+    row = await stored(session["id"])
+    while document_version < row.version:
+        document_version = (await receive_action(word, "get-html"))["Version"]
+    assert row.html == "<p>Edit 3</p>"
+    receipts = [answer for answer in answers if "Version" in answer]
+    assert [receipt["Version"] for receipt in receipts] == list(range(1, row.version + 1))
+    assert answers[-1] == receipts[-1]  # the newest update is never superseded, so it answers last
+    superseded = [answer for answer in answers if answer not in receipts]
+    assert len(superseded) == 4 - row.version
+    for answer in superseded:
+        assert answer == {
+            "Origin": "server",
+            "SessionId": session["id"],
+            "Action": "update-ooxml",
+            "Success": True,
+            "Superseded": True,
+        }
+    assert await quiet(word)
+    await word.disconnect()

@@ -542,22 +542,66 @@ async def test_publish_watch_stops_when_the_session_ends(shared_daphne, tmp_path
     assert "ended" in stdout
 
 
-async def test_publish_watch_republishes_after_a_server_restart(daphne, tmp_path):
+async def test_publish_watch_names_whose_versions_it_sees(shared_daphne, tmp_path):
+    session = await new_session(shared_daphne)
+    document = tmp_path / "document.xml"
+    document.write_text(flat_opc("My draft"), encoding="utf-8")
+    args = watch_args(shared_daphne, session, document)
+    async with joined(shared_daphne, session, "word") as other:
+        await other.send(update(session, flat_opc("Theirs first")))
+        await other.published(1)
+        async with publishing(shared_daphne, *args) as process:
+            printed = await read_until(process.stdout, "Published version 2")
+            await other.published(2)
+            await other.send(update(session, flat_opc("Theirs again")))
+            await other.published(3)
+            printed += await read_until(process.stdout, "Version 3 was published by someone else")
+            document.write_text(flat_opc("My second draft"), encoding="utf-8")
+            printed += await read_until(process.stdout, "Published version 4")
+            await other.receive_until(html_with("My second draft", version=4))
+            process.send_signal(signal.SIGINT)
+            code, stdout, stderr = await finish(process)
+    assert code == 0, stderr
+    assert printed.splitlines() == [
+        "Publishing over version 1",
+        "Published version 2",
+        "Version 3 was published by someone else",
+        "Replacing version 3 by someone else",
+        "Published version 4",
+    ]
+
+
+async def test_publish_watch_after_a_restart_leaves_a_newer_version_alone_until_its_file_changes(
+    daphne, tmp_path
+):
     server = await asyncio.to_thread(daphne)
     session = await new_session(server)
     document = tmp_path / "document.xml"
     document.write_text(flat_opc("Before the restart"), encoding="utf-8")
     args = watch_args(server, session, document)
     async with publishing(server, *args) as process:
+        printed = await read_until(process.stdout, "Published version 1")
+        await asyncio.to_thread(server.stop)
+        # While the publisher's server is down, someone publishes through another server process.
+        other_server = await asyncio.to_thread(daphne)
+        async with joined(other_server, session, "word") as other:
+            await other.send(update(session, flat_opc("Published meanwhile")))
+            await other.published(2)
+        await asyncio.to_thread(server.start)
+        printed += await read_until(process.stdout, "newer than yours")
         async with joined(server, session, "client") as viewer:
-            await viewer.receive_until(html_with("Before the restart", version=1))
-        await asyncio.to_thread(server.restart)
-        async with joined(server, session, "client") as viewer:
-            # The publisher reconnects by itself and sends the current content again.
-            await viewer.receive_until(html_with("Before the restart", version=2))
+            # The unchanged file was not sent again: the next version is the changed file's.
+            await viewer.receive_until(html_with("Published meanwhile", version=2))
             document.write_text(flat_opc("After the restart"), encoding="utf-8")
             await viewer.receive_until(html_with("After the restart", version=3))
+        printed += await read_until(process.stdout, "Published version 3")
         process.send_signal(signal.SIGINT)
         code, stdout, stderr = await finish(process)
     assert code == 0, stderr
     assert "Connection lost" in stderr
+    assert printed.splitlines() == [
+        "Published version 1",
+        "Version 2 by someone else is newer than yours; your file will be published when it changes",
+        "Replacing version 2 by someone else",
+        "Published version 3",
+    ]

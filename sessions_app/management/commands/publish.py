@@ -72,7 +72,13 @@ class Command(BaseCommand):
 
 
 class Publisher:
-    """One `word` client of a session, publishing one file."""
+    """One `word` client of a session, publishing one file.
+
+    It asks for publish-receipts, so every update it sends is answered once: stored as
+    version n, superseded by a newer update of the session, or refused. A version heard of
+    while an update is unanswered may be anyone's; it is named once the answers settle it
+    (receipts come in the order versions are stored).
+    """
 
     def __init__(self, command, session_id, token, url, path, timeout):
         self.command = command
@@ -82,8 +88,12 @@ class Publisher:
         self.path = path
         self.timeout = timeout
         self.file_state = None
-        self.sent_digest = None
-        self.confirmed_version = 0
+        self.sent_digest = None  # of the content sent last; None before, or when the server may not hold it
+        self.heard_version = 0  # the newest version the server has named
+        self.own_version = 0  # the newest version stored from this publisher's updates
+        self.unanswered = 0  # updates sent and not answered yet
+        self.unattributed = []  # versions heard while updates were unanswered: whose is not known yet
+        self.receipts = False  # whether the server grants publish-receipts
         self.unconfirmed_since = None
 
     async def publish_once(self):
@@ -91,8 +101,9 @@ class Publisher:
         document = self.read_document()
         try:
             async with self.connect() as websocket, asyncio.timeout(self.timeout):
-                version_before = await self.open_session(websocket, document)
-                while self.confirmed_version <= version_before:
+                await self.open_session(websocket)
+                await self.publish(websocket, document)
+                while self.unanswered:
                     await self.next_message(websocket)
         except ServerError as error:
             raise CommandError(f"the server refused the update: {error}") from None
@@ -102,6 +113,8 @@ class Publisher:
             raise CommandError(f"no answer from {self.url} within {self.timeout:g} s") from None
         except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI) as error:
             raise CommandError(f"cannot publish to {self.url}: {describe(error)}") from None
+        if not self.own_version:
+            raise CommandError("the update was not stored: a newer one replaced it before it was converted")
 
     async def watch(self):
         """Publish now and on every change of the file, reconnecting whenever the connection drops."""
@@ -110,9 +123,9 @@ class Publisher:
         while True:
             try:
                 async with self.connect() as websocket:
-                    # A new connection may reach a restarted server, so it gets the current content again.
                     async with asyncio.timeout(self.timeout):
-                        await self.open_session(websocket, self.read_document())
+                        await self.open_session(websocket)
+                        await self.catch_up(websocket)
                     delay = FIRST_RETRY_SECONDS
                     await self.follow(websocket)
             except ServerError as error:
@@ -145,13 +158,13 @@ class Publisher:
             except TimeoutError:
                 document = self.changed_document()
                 if document is not None:
-                    await self.send_update(websocket, document)
+                    await self.publish(websocket, document)
                 next_poll = loop.time() + POLL_SECONDS
             except ServerError as error:
                 if error.fatal:
                     raise
                 self.warn(f"The server refused the update: {error}")
-                self.unconfirmed_since = None
+                self.update_answered()
             if self.unconfirmed_since is not None and loop.time() - self.unconfirmed_since > self.timeout:
                 raise TimeoutError(f"the update was not confirmed within {self.timeout:g} s")
 
@@ -169,17 +182,53 @@ class Publisher:
         # The server's get-html broadcasts are as large as the documents.
         return connect(self.url, max_size=None, open_timeout=self.timeout, close_timeout=5)
 
-    async def open_session(self, websocket, document):
-        """Authenticate with the document as the first message's update; returns the version before it."""
+    async def open_session(self, websocket):
+        """Sign in without an update, learning the stored version from the init reply."""
+        if self.unanswered:
+            self.sent_digest = None  # the last connection ended before its update was answered
+        self.unanswered = 0
+        self.unattributed = []
         self.unconfirmed_since = None
-        first = {"Token": self.token, "Protocol": 2, "Features": [protocol.REFUSAL_REASONS]}
-        await self.send_update(websocket, document, first)
+        first = {
+            "Origin": "word",
+            "SessionId": self.session_id,
+            "Token": self.token,
+            "Action": protocol.INIT,
+            "Protocol": 2,
+            "Features": [protocol.PUBLISH_RECEIPTS, protocol.REFUSAL_REASONS],
+        }
+        await websocket.send(json.dumps(first))
         while (message := await self.next_message(websocket)).get("Action") != protocol.INIT:
             pass
-        self.confirmed_version = message.get("Version", 0)
-        return self.confirmed_version
+        features = message.get("Features")
+        self.receipts = isinstance(features, list) and protocol.PUBLISH_RECEIPTS in features
+        self.heard_version = message.get("Version", 0)
 
-    async def send_update(self, websocket, document, extra=None):
+    async def catch_up(self, websocket):
+        """On (re)connecting: send the file only if it changed, or if the server lost what was sent last."""
+        document = self.read_document()
+        stored = self.heard_version
+        if self.sent_digest is None or digest(document[1]) != self.sent_digest:
+            await self.publish(websocket, document)
+        elif stored > self.own_version:
+            self.tell(
+                f"Version {stored} by someone else is newer than yours; "
+                "your file will be published when it changes"
+            )
+        elif stored < self.own_version:
+            self.tell(f"The session is back at version {stored}, older than yours: publishing again")
+            await self.send_update(websocket, document)
+
+    async def publish(self, websocket, document):
+        """Send the file, first saying whose version it replaces when that is known."""
+        if self.sent_digest is None:
+            if self.heard_version:
+                self.tell(f"Publishing over version {self.heard_version}")
+        elif self.heard_version > self.own_version and not self.unanswered:
+            self.tell(f"Replacing version {self.heard_version} by someone else")
+        await self.send_update(websocket, document)
+
+    async def send_update(self, websocket, document):
         """Send an update-ooxml, as the Word add-in does."""
         payload_type, content = document
         message = {
@@ -188,12 +237,45 @@ class Publisher:
             "Action": protocol.UPDATE,
             "PayloadType": payload_type,
             "Content": content,
-            **(extra or {}),
         }
         await websocket.send(json.dumps(message))
         self.sent_digest = digest(content)
+        self.unanswered += 1
         if self.unconfirmed_since is None:
             self.unconfirmed_since = asyncio.get_running_loop().time()
+
+    def version_heard(self, version):
+        """A document of `version` came: say whose it is, now or once the unanswered updates settle it."""
+        if version <= self.heard_version:
+            return
+        self.heard_version = version
+        if not self.unanswered:
+            self.tell(f"Version {version} was published by someone else")
+        elif self.receipts:
+            self.unattributed.append(version)
+        else:
+            # A server without publish-receipts: a new version is taken as the unanswered updates' answer.
+            self.unanswered = 1
+            self.update_answered(version)
+
+    def update_answered(self, version=None, superseded=False):
+        """One update answered: stored as `version`, superseded by a newer update, or (neither) refused."""
+        self.unanswered = max(self.unanswered - 1, 0)
+        self.unconfirmed_since = asyncio.get_running_loop().time() if self.unanswered else None
+        lines = {}
+        if version is not None:
+            self.own_version = version
+            self.heard_version = max(self.heard_version, version)
+            lines[version] = f"Published version {version}"
+        elif superseded and not self.unanswered:
+            self.tell("Your update was replaced by someone else's newer one before it was converted")
+        # Receipts come in the order versions are stored: a version older than this receipt's is not ours.
+        settled = [v for v in self.unattributed if not self.unanswered or v < (version or 0)]
+        self.unattributed = [v for v in self.unattributed if v not in settled and v != version]
+        for other in settled:
+            lines.setdefault(other, f"Version {other} was published by someone else")
+        for number in sorted(lines):
+            self.tell(lines[number])
 
     async def next_message(self, websocket):
         """The next message from the server; errors and the end of the session are raised."""
@@ -212,10 +294,11 @@ class Publisher:
         if action == protocol.SESSION_CLOSED:
             raise ServerError("closed", message.get("Content"))
         version = message.get("Version")
-        if action == protocol.GET_HTML and isinstance(version, int) and version > self.confirmed_version:
-            self.confirmed_version = version
-            self.unconfirmed_since = None
-            self.tell(f"Published version {version}")
+        if action == protocol.UPDATE:
+            stored = version if isinstance(version, int) else None
+            self.update_answered(stored, superseded=message.get("Superseded") is True)
+        elif action == protocol.GET_HTML and isinstance(version, int):
+            self.version_heard(version)
         return message
 
     def changed_document(self):
