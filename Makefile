@@ -35,4 +35,4 @@ test: install browser lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .browser-packages db.sqlite3 staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) .browser-packages db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .pytest_cache .ruff_cache

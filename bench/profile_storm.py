@@ -8,7 +8,7 @@
 py-spy (requirements-dev.txt) samples the daphne process, started as a deployer starts it
 (bench/fanout.py's `Daphne`), while N viewers connect at once, repeatedly; the script prints
 the functions with the most samples, by own time (where the CPU is) and by total time (what
-it is spent for). `--update` profiles 300 updates from a Word client to one viewer instead:
+it is spent for). `--update` profiles 90 updates (within the message rate limit) from a Word client to one viewer instead:
 the fixed cost of an update. The raw profile is written as speedscope JSON for a closer look.
 """
 
@@ -88,19 +88,19 @@ def main():
     target = Daphne("profiled", redis=args.layer == "redis", code=args.code.resolve())
     output = Path(tempfile.mkdtemp(prefix="profile-")) / "profile.speedscope.json"
     recorder = subprocess.Popen(
-        [py_spy(), "record", "--pid", str(target.pids[0]), "--rate", "250", "--format", "speedscope"]
+        [py_spy(), "record", "--pid", str(target.pids[0]), "--rate", "1000", "--format", "speedscope"]
         + ["--output", str(output), "--nonblocking"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        asyncio.run(updates(target, 300) if args.update else storms(target, args.viewers, args.storms))
+        asyncio.run(updates(target, 90) if args.update else storms(target, args.viewers, args.storms))
     finally:
         recorder.send_signal(signal.SIGINT)
         recorder.wait(60)
         target.stop()
     samples, own, total = top_entries(json.loads(output.read_text()), args.top)
-    what = "300 updates to one viewer" if args.update else f"{args.storms} storms of {args.viewers} viewers"
+    what = "90 updates to one viewer" if args.update else f"{args.storms} storms of {args.viewers} viewers"
     print(f"collab from {args.code.resolve()}, {args.layer} layer, {what}: {samples} samples ({output})")
     for title, entries in (("own time", own), ("total time", total)):
         print(f"\nTop by {title}:")

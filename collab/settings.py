@@ -160,6 +160,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several daphne threads write at once; wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+    # Write-ahead logging: a commit is one fsync of the log instead of the rollback journal's
+    # several (1.5 ms to 0.4 ms for an update here), still durable (synchronous stays FULL),
+    # and readers (every process's hub) no longer wait for a writer.
+    DATABASES["default"]["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -238,6 +242,11 @@ for _proxy in COLLAB_TRUSTED_PROXIES:
 COLLAB_LISTEN_BACKLOG = envint("COLLAB_LISTEN_BACKLOG", "4096")
 if COLLAB_LISTEN_BACKLOG < 1:
     raise ImproperlyConfigured("COLLAB_LISTEN_BACKLOG must be at least 1")
+# Allocations between two collections of young objects in a daphne process (Python's own: 700);
+# see sessions_app/daphne_adaptations.py, "Garbage collection".
+COLLAB_GC_THRESHOLD = envint("COLLAB_GC_THRESHOLD", "10000")
+if COLLAB_GC_THRESHOLD < 1:
+    raise ImproperlyConfigured("COLLAB_GC_THRESHOLD must be at least 1")
 COLLAB_MAX_MESSAGE_BYTES = envint("COLLAB_MAX_MESSAGE_BYTES", str(32 * 1024 * 1024))
 # HTTP under daphne (sessions_app/daphne_adaptations.py): the largest request body besides a
 # document upload's (COLLAB_MAX_MESSAGE_BYTES), and seconds to send a request line and headers.

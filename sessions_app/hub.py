@@ -177,6 +177,12 @@ class DocumentFrames:
         self.encodes += 1
         return frame
 
+    def hold(self, session_id, version, html, published_at):
+        """Keep a version this process has just stored, so its hub need not read it back."""
+        entry = self._latest.get(session_id)
+        if entry is None or entry["version"] < version:
+            self._keep(session_id, entry, version, html, published_at)
+
     async def _read(self, session_id):
         # Viewers woken by the same broadcast share one database read.
         pending = self._reads.get(session_id)
@@ -191,26 +197,31 @@ class DocumentFrames:
         version, html, published_at = row
         entry = self._latest.get(session_id)
         if entry is None or entry["version"] < version:
-            # The blocks of the version before, split when this process has html-patch clients
-            # for the session, spare a database read and a split for the patch.
-            previous = None
-            if entry is not None and entry["version"] == version - 1:
-                previous = finished_result(entry["blocks"])
-            previous_size = len(entry["html"]) if previous is not None else 0
-            self.forget(session_id)
-            entry = {
-                "version": version,
-                "html": html,
-                "published_at": published_at,  # PublishedAt of version 2 frames, or None before any
-                "frames": {},
-                "blocks": None,  # a future of the HTML's top-level blocks, once a client needs them
-                "previous": previous,
-                "previous_size": previous_size,
-                "patch": None,
-                "bytes": 0,
-            }
-            self._latest[session_id] = entry
-            self._count(session_id, entry, len(html) + previous_size)
+            entry = self._keep(session_id, entry, version, html, published_at)
+        return entry
+
+    def _keep(self, session_id, entry, version, html, published_at):
+        """Make (version, html) the session's cached document in place of `entry`, the one before."""
+        # The blocks of the version before, split when this process has html-patch clients
+        # for the session, spare a database read and a split for the patch.
+        previous = None
+        if entry is not None and entry["version"] == version - 1:
+            previous = finished_result(entry["blocks"])
+        previous_size = len(entry["html"]) if previous is not None else 0
+        self.forget(session_id)
+        entry = {
+            "version": version,
+            "html": html,
+            "published_at": published_at,  # PublishedAt of version 2 frames, or None before any
+            "frames": {},
+            "blocks": None,  # a future of the HTML's top-level blocks, once a client needs them
+            "previous": previous,
+            "previous_size": previous_size,
+            "patch": None,
+            "bytes": 0,
+        }
+        self._latest[session_id] = entry
+        self._count(session_id, entry, len(html) + previous_size)
         return entry
 
     def _count(self, session_id, entry, size):

@@ -15,7 +15,9 @@ from django.conf import settings
 
 from conversion import ConversionPool, Limits
 
-from .services import do_publish_document
+from .hub import document_frames
+from .protocol import published_at_text
+from .services import broadcast_html, store_document
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +99,14 @@ class UpdateQueue:
                 try:
                     # The session is the pool's owner: its workers are shared fairly between sessions.
                     converted = await conversion_pool().convert(job.content, job.payload_type, session_id)
-                    version = await database_sync_to_async(do_publish_document)(session_id, converted)
+                    version, stored_at = await database_sync_to_async(store_document)(session_id, converted)
                 except Exception as exc:
                     if not job.future.done():
                         job.future.set_exception(exc)
                 else:
+                    # This process's sockets are served the HTML in hand; other processes read it once.
+                    document_frames.hold(session_id, version, converted.html, published_at_text(stored_at))
+                    await broadcast_html(session_id, version)
                     if not job.future.done():
                         job.future.set_result(version)
         finally:

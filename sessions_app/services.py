@@ -123,6 +123,18 @@ def do_issue_token(session, role, label="", expires_at=None, can_end_session=Non
 def do_publish_document(session_id, converted):
     """Store converted HTML as the session's next version, then tell its sockets; returns the version."""
     with transaction.atomic():
+        version, _ = store_document(session_id, converted)
+        broadcast_on_commit(session_id, {"type": "session.html", "version": version})
+    return version
+
+
+def store_document(session_id, converted):
+    """Store converted HTML as the session's next version, telling nobody: (version, updated_at).
+
+    The update queue calls it, holds the HTML in its process's document cache and then tells
+    the sockets itself (broadcast_html), so its own hub never reads back what it just wrote.
+    """
+    with transaction.atomic():
         session = CollabSession.objects.select_for_update().filter(pk=session_id).first()
         if session is None or not session.is_active:
             raise SessionUnavailable(session_id)
@@ -142,8 +154,18 @@ def do_publish_document(session_id, converted):
             created_at=now,
         )
         prune_revisions(session)
-        broadcast_on_commit(session.id, {"type": "session.html", "version": session.version})
-    return session.version
+    return session.version, now
+
+
+async def broadcast_html(session_id, version):
+    """Tell every socket of the session that `version` is stored (after the commit, from the event loop)."""
+    try:
+        await get_channel_layer().group_send(
+            session_group(session_id), {"type": "session.html", "version": version}
+        )
+    except Exception:
+        # The database holds the version; sockets catch up on their next get-html or reconnect.
+        log.exception("broadcast of version %s to session %s failed", version, session_id)
 
 
 def prune_revisions(session):

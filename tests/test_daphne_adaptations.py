@@ -2,6 +2,7 @@
 
 import asyncio
 import base64
+import gc
 import json
 import os
 import pprint
@@ -183,3 +184,31 @@ def test_daphne_started_plainly_listens_with_collabs_backlog(daphne, setting, ex
     server = daphne(**setting)
     assert server.listen_args() == ["-b", "127.0.0.1", "-p", str(server.port)]
     assert listen_backlog(server.port) == min(expected, int(Path("/proc/sys/net/core/somaxconn").read_text()))
+
+
+# Garbage collection
+
+
+def test_serving_freezes_what_is_loaded_and_collects_young_objects_less_often(settings):
+    settings.COLLAB_GC_THRESHOLD = 12345
+    seen = {}
+
+    class FakeServer:
+        def run(self):
+            seen.update(threshold=gc.get_threshold(), frozen=gc.get_freeze_count())
+
+    before = gc.get_threshold()
+    daphne_adaptations.tune_garbage_collection(FakeServer)
+    try:
+        FakeServer().run()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    assert seen["threshold"] == (12345, *before[1:])
+    assert seen["frozen"] > 1000  # Django, the application and the test run itself
+
+
+def test_daphne_as_started_runs_the_tuned_loop():
+    from daphne.server import Server
+
+    assert Server.run.__qualname__.startswith("tune_garbage_collection")

@@ -12,9 +12,12 @@ import time
 import urllib.request
 
 import pytest
+from channels.db import database_sync_to_async
 
 from sessions_app.html_patch import apply_patch
 from sessions_app.hub import document_frames
+from sessions_app.publishing import conversion_pool
+from sessions_app.services import do_publish_document
 from tests.documents import flat_opc
 from tests.sockets import join
 from tests.test_browser_viewer import publish as publish_from_word
@@ -122,7 +125,7 @@ async def test_a_viewer_that_missed_a_version_gets_the_full_document(session):
 
 
 @consumer_test
-async def test_a_broadcast_to_many_viewers_is_read_and_encoded_once(session):
+async def test_a_broadcast_to_many_viewers_is_encoded_once_and_not_read_back_by_its_publisher(session):
     viewers = [await join(session, Features=["html-patch"] if n % 2 else []) for n in range(60)]
     word = await join(session, "word")
     await receive(word, "init")
@@ -138,11 +141,30 @@ async def test_a_broadcast_to_many_viewers_is_read_and_encoded_once(session):
     await receive(word, "get-html")
     for viewer in viewers:
         await receive(viewer, "get-html", "html-patch")
-    assert document_frames.reads - reads == 1
+    # The process that stored the version serves it from the HTML in hand.
+    assert document_frames.reads - reads == 0
     # The plain full frame, the full frame with block lengths (a patch's fallback), the patch.
     assert document_frames.encodes - encodes == 3
     for communicator in (*viewers, word):
         await communicator.disconnect()
+
+
+@consumer_test
+async def test_a_version_stored_elsewhere_is_read_once_for_many_viewers(session):
+    viewers = [await join(session) for _ in range(30)]
+    for viewer in viewers:
+        await receive(viewer, "init")
+        await receive(viewer, "get-html")
+    reads = document_frames.reads
+    # As another process (or the REST API) stores it: the broadcast comes after its commit.
+    converted = await conversion_pool().convert("<p>from elsewhere</p>", "html", session["id"])
+    version = await database_sync_to_async(do_publish_document)(session["id"], converted)
+    for viewer in viewers:
+        message = await receive(viewer, "get-html")
+        assert (message["Version"], message["Content"]) == (version, "<p>from elsewhere</p>")
+    assert document_frames.reads - reads == 1
+    for viewer in viewers:
+        await viewer.disconnect()
 
 
 @consumer_test

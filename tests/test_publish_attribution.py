@@ -102,7 +102,11 @@ async def test_publish_names_its_own_versions_and_others(tmp_path, greeting, ans
     assert lines == printed
     # The first message only signs in; the file goes in the second.
     first, update = received
-    assert (first["Action"], first["Protocol"], first["Features"]) == ("init", 2, ["publish-receipts", "refusal-reasons"])
+    assert (first["Action"], first["Protocol"], first["Features"]) == (
+        "init",
+        2,
+        ["publish-receipts", "refusal-reasons"],
+    )
     assert "Content" not in first
     assert update["Action"] == "update-ooxml" and "Mine" in update["Content"]
 
