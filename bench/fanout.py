@@ -483,13 +483,20 @@ def main():
     parser = argparse.ArgumentParser(description="Fan-out benchmarks")
     parser.add_argument("scenarios", nargs="*", default=["latency", "bytes", "storm", "memory", "browser"])
     parser.add_argument("--quick", action="store_true", help="small N and few updates")
+    parser.add_argument("--viewers", default="1,100,1000,5000", help="viewer counts of the latency scenario")
+    parser.add_argument("--storm-viewers", default="1000,5000", help="viewer counts of the storm scenario")
     parser.add_argument("--targets", default="memory,redis-1,redis-2,baseline")
     parser.add_argument(
         "--code", type=Path, default=ROOT, help="serve collab from this checkout (to compare two trees)"
     )
     args = parser.parse_args()
     files = raise_file_limit()
-    counts = [1, 100] if args.quick else [1, 100, 1000] + ([5000] if files > 5000 * 2 + 200 else [])
+    def fitting(counts):
+        """The counts whose sockets (a client's and a server's end each) fit the open-files limit."""
+        return [count for count in counts if count * 2 + 200 <= files]
+
+    counts = [1, 100] if args.quick else fitting(int(n) for n in args.viewers.split(","))
+    storm_counts = [100] if args.quick else fitting(int(n) for n in args.storm_viewers.split(","))
     updates = {1: 10, 100: 10} if args.quick else {1: 100, 100: 50, 1000: 30, 5000: 10}
     print(f"Machine: {machine()}; open files limit {files}")
     targets = make_targets(args.targets.split(","), code=args.code.resolve())
@@ -517,7 +524,7 @@ def main():
                 results["bytes", name] = result
                 print(f"bytes: {result}", flush=True)
             if "storm" in args.scenarios:
-                for count in [100] if args.quick else [c for c in counts if c >= 1000]:
+                for count in storm_counts:
                     result = asyncio.run(measure_storm(target, count, pages=20))
                     results["storm", name, count] = result
                     print(

@@ -8,8 +8,9 @@
 py-spy (requirements-dev.txt) samples the daphne process, started as a deployer starts it
 (bench/fanout.py's `Daphne`), while N viewers connect at once, repeatedly; the script prints
 the functions with the most samples, by own time (where the CPU is) and by total time (what
-it is spent for). `--update` profiles 90 updates (within the message rate limit) from a Word client to one viewer instead:
-the fixed cost of an update. The raw profile is written as speedscope JSON for a closer look.
+it is spent for). `--update` profiles 90 updates from a Word client to one viewer instead
+(the message rate allows that many): the fixed cost of an update. The raw profile is written
+as speedscope JSON for a closer look.
 """
 
 import argparse
