@@ -491,6 +491,7 @@ def main():
     )
     args = parser.parse_args()
     files = raise_file_limit()
+
     def fitting(counts):
         """The counts whose sockets (a client's and a server's end each) fit the open-files limit."""
         return [count for count in counts if count * 2 + 200 <= files]
