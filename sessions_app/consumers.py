@@ -106,7 +106,10 @@ class CollabConsumer(AsyncWebsocketConsumer):
             )
             return
         ensure_sweeper()
-        self.auth_timer = asyncio.ensure_future(self.expire_unauthenticated())
+        # A timer, not a task: a crowd of sockets signs in long before it would fire.
+        self.auth_timer = asyncio.get_running_loop().call_later(
+            settings.COLLAB_AUTH_TIMEOUT, self.auth_timed_out
+        )
 
     async def disconnect(self, code):
         """Forget the socket at once so the same client can reconnect straight away."""
@@ -133,10 +136,12 @@ class CollabConsumer(AsyncWebsocketConsumer):
         await self.disconnect(message["code"])
         raise StopConsumer
 
-    async def expire_unauthenticated(self):
-        await asyncio.sleep(settings.COLLAB_AUTH_TIMEOUT)
+    def auth_timed_out(self):
+        """No valid first message within COLLAB_AUTH_TIMEOUT: E1012, and the socket is closed."""
         if self.session_id is None and not self.closing:
-            await self.refuse(ProtocolError("E1012"))
+            task = asyncio.ensure_future(self.refuse(ProtocolError("E1012")))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
     async def dispatch(self, message):
         """Run a message's handler, without channels' thread hop to close database connections.

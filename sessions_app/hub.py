@@ -93,7 +93,7 @@ class DocumentFrames:
         self.encodes = 0  # frames encoded (full or patch)
 
     async def frame(self, session_id, protocol, at_least=0, fresh=False, blocks=False):
-        """(version, frame) of the newest stored version, reading the database only when needed."""
+        """(version, OutgoingFrame) of the newest stored version, reading the database only when needed."""
         entry = self._latest.get(session_id)
         if fresh or entry is None or entry["version"] < at_least:
             entry = await self._read(session_id)
@@ -106,12 +106,14 @@ class DocumentFrames:
         if key not in frames:
             lengths = utf16_lengths(await self._blocks(session_id, entry)) if blocks else None
             if key not in frames:  # unless another caller encoded it meanwhile
-                frames[key] = html_message(
+                text = html_message(
                     session_id, entry["version"], entry["html"], protocol, lengths, entry["published_at"]
                 )
+                # Framed once too: every socket that joins later is written the same bytes.
+                frames[key] = OutgoingFrame(text)
                 self.encodes += 1
                 if self._latest.get(session_id) is entry:
-                    self._count(session_id, entry, len(frames[key]))
+                    self._count(session_id, entry, 2 * len(text))  # the text and its framed bytes
         return entry["version"], frames[key]
 
     async def _blocks(self, session_id, entry):
@@ -167,7 +169,7 @@ class DocumentFrames:
             previous,
             blocks,
             entry["html"],
-            len(full),
+            len(full.text),
             entry["published_at"],
         )
         if self._latest.get(session_id) is entry:
@@ -343,14 +345,13 @@ class SessionHub:
 
     async def current_document(self, subscriber, at_least=0, fresh=False):
         """(version, frame) of the newest stored document as this subscriber takes it, or None if gone."""
-        found = await document_frames.frame(
+        return await document_frames.frame(
             self.session_id,
             subscriber.protocol,
             at_least=at_least,
             fresh=fresh,
             blocks=subscriber.takes_patches,
         )
-        return None if found is None else (found[0], OutgoingFrame(found[1]))
 
     async def deliver_html(self, version, subscribers=None, catching_up=False):
         """Send the newest document (at least `version`) to the subscribers that lack it, encoded once.

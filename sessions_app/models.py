@@ -229,6 +229,11 @@ class Revision(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["session", "version"], name="revision_unique_version"),
         ]
+        indexes = [
+            # Every update sums its session's revision sizes (services.prune_revisions): from this
+            # index alone, without reading each row past its HTML (in SQLite, its overflow pages).
+            models.Index(fields=["session", "version", "html_bytes"], name="revision_sizes"),
+        ]
 
     def __str__(self):
         return f"{self.session_id} v{self.version}"

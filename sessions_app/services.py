@@ -135,7 +135,8 @@ def store_document(session_id, converted):
     the sockets itself (broadcast_html), so its own hub never reads back what it just wrote.
     """
     with transaction.atomic():
-        session = CollabSession.objects.select_for_update().filter(pk=session_id).first()
+        # The HTML about to be replaced is not read.
+        session = CollabSession.objects.select_for_update().defer("html").filter(pk=session_id).first()
         if session is None or not session.is_active:
             raise SessionUnavailable(session_id)
         now = timezone.now()
