@@ -72,6 +72,7 @@ class _Job:
     content: str
     payload_type: str
     future: asyncio.Future = field(repr=False)
+    permission: asyncio.Future | None = field(default=None, repr=False)  # the sender's token check
 
 
 class UpdateQueue:
@@ -81,13 +82,22 @@ class UpdateQueue:
         self._waiting = {}
         self._running = {}
 
-    async def convert_and_store(self, session_id, content, payload_type):
-        """Convert and store an update; the new version, or SUPERSEDED if a newer update replaced it."""
+    async def convert_and_store(self, session_id, content, payload_type, permission=None):
+        """Convert and store an update; the new version, or SUPERSEDED if a newer update replaced it.
+
+        `permission` is the sender's token check still under way (a future that raises the
+        refusal): the update is converted meanwhile, and nothing of it is stored unless it
+        passes. An update that would replace a waiting one waits for its check first, so no
+        update is ever dropped for one that is then refused.
+        """
+        if permission is not None and session_id in self._waiting:
+            await permission
+            permission = None
         future = asyncio.get_running_loop().create_future()
         replaced = self._waiting.get(session_id)
         if replaced is not None and not replaced.future.done():
             replaced.future.set_result(SUPERSEDED)
-        self._waiting[session_id] = _Job(content, payload_type, future)
+        self._waiting[session_id] = _Job(content, payload_type, future, permission)
         if session_id not in self._running:
             self._running[session_id] = asyncio.ensure_future(self._drain(session_id))
         # The update is published even if the sender goes away meanwhile.
@@ -98,7 +108,11 @@ class UpdateQueue:
             while (job := self._waiting.pop(session_id, None)) is not None:
                 try:
                     # The session is the pool's owner: its workers are shared fairly between sessions.
-                    converted = await conversion_pool().convert(job.content, job.payload_type, session_id)
+                    try:
+                        converted = await conversion_pool().convert(job.content, job.payload_type, session_id)
+                    finally:
+                        if job.permission is not None:
+                            await job.permission  # a refused sender hears of its token, not its document
                     version, stored_at = await database_sync_to_async(store_document)(session_id, converted)
                 except Exception as exc:
                     if not job.future.done():

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 
 from conversion import ConversionError
 from sessions_app.models import CollabSession
+from sessions_app.protocol import ProtocolError
 from sessions_app.publishing import SUPERSEDED, UpdateQueue
 from sessions_app.services import SessionUnavailable, do_create_session
 from tests.documents import flat_opc
@@ -87,3 +88,65 @@ async def test_revisions_are_capped_by_their_bytes_and_the_newest_stays(session_
     await queue.convert_and_store(session_id, flat_opc("One more " + "word " * 200), "ooxml")
     versions = await sync_to_async(list)(stored.revisions.values_list("version", flat=True))
     assert list(versions) == [5]  # over the budget alone, the newest is still kept
+
+
+# The sender's token check, under way while its update converts
+
+
+async def stored_session(session_id):
+    return await sync_to_async(CollabSession.objects.get)(pk=session_id)
+
+
+async def test_an_update_whose_check_passes_meanwhile_is_stored(session_id):
+    allowed = asyncio.get_running_loop().create_future()
+    storing = asyncio.ensure_future(
+        UpdateQueue().convert_and_store(session_id, flat_opc("Mine"), "ooxml", allowed)
+    )
+    await asyncio.sleep(0.05)
+    assert (
+        await stored_session(session_id)
+    ).version == 0  # converted, perhaps, but not stored before the check
+    allowed.set_result(None)
+    assert await storing == 1
+    assert (await stored_session(session_id)).html == "<p>Mine</p>"
+
+
+async def test_an_update_whose_check_fails_is_converted_for_nothing_and_stores_nothing(session_id):
+    denied = asyncio.get_running_loop().create_future()
+    storing = asyncio.ensure_future(
+        UpdateQueue().convert_and_store(session_id, flat_opc("Theirs"), "ooxml", denied)
+    )
+    await asyncio.sleep(0.05)
+    denied.set_exception(ProtocolError("E1003", "update-ooxml"))
+    with pytest.raises(ProtocolError):
+        await storing
+    stored = await stored_session(session_id)
+    assert (stored.version, stored.html) == (0, "")
+
+
+async def test_no_waiting_update_is_dropped_for_one_whose_check_then_fails(session_id):
+    queue = UpdateQueue()
+    denied = asyncio.get_running_loop().create_future()
+    # In one turn of the loop: the first update waits (its conversion has not begun) when the
+    # second, unchecked, arrives; the second must not replace it before its check has passed.
+    waiting = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("Kept"), "ooxml"))
+    refused = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("Refused"), "ooxml", denied))
+    await asyncio.sleep(0)
+    denied.set_exception(ProtocolError("E1003", "update-ooxml"))
+    assert await waiting == 1
+    with pytest.raises(ProtocolError):
+        await refused
+    assert (await stored_session(session_id)).html == "<p>Kept</p>"
+
+
+async def test_the_latest_update_still_wins_when_its_check_passes(session_id):
+    queue = UpdateQueue()
+    allowed = asyncio.get_running_loop().create_future()
+    older = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("Old"), "ooxml"))
+    newer = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("New"), "ooxml", allowed))
+    await asyncio.sleep(0)
+    allowed.set_result(None)
+    # The older one is replaced if it still waited when the check passed, else stored first.
+    outcome = await older
+    assert await newer == (1 if outcome is SUPERSEDED else 2)
+    assert (await stored_session(session_id)).html == "<p>New</p>"

@@ -97,6 +97,23 @@ def lapse_unheard(session, token, change):
 
 
 @pytest.mark.parametrize(
+    ("change", "code", "close_code"),
+    [("expired", "E1003", 4401), ("revoked", "E1003", 4401), ("ended", "E1006", 4410)],
+)
+async def test_an_update_is_refused_and_stores_nothing_when_its_token_lapsed_unheard(
+    session, change, code, close_code
+):
+    # The check runs beside the conversion (consumers.action_update): the outcome is the same.
+    token, secret = await token_of(session, "word", seconds=3600)
+    socket = await joined(session, "word", secret)
+    await database_sync_to_async(lapse_unheard)(session, token, change)
+    await send(socket, Action="update-ooxml", Content=flat_opc("Not to be stored"))
+    await assert_refused(socket, code, "update-ooxml", close_code)
+    stored = await database_sync_to_async(CollabSession.objects.get)(pk=session["id"])
+    assert (stored.version, stored.html) == (0, "")
+
+
+@pytest.mark.parametrize(
     ("role", "action", "change", "code", "close_code"),
     [
         ("client", "get-html", "expired", "E1003", 4401),
