@@ -32,6 +32,9 @@
   of its choice (the ASGI WebSocket Denial Response extension, offered in the scope), where
   daphne itself only answers 403: collab's routing answers 404 to a path it does not serve.
   autobahn writes the response's body itself, so the application's body is not sent.
+- **WebSocket handshakes at once.** A connection whose first bytes are plainly a WebSocket
+  handshake goes straight to daphne's WebSocket protocol (websocket_upgrade.py), without
+  Twisted parsing it first and daphne writing it out again for autobahn to parse.
 - **HTTP limits.** Twisted would write any request body to a temporary file and daphne copy
   all of it onto the application queue before Django could refuse it. Each HTTP/1.1
   connection now answers 413 as soon as a body's declared length, or the running total of a
@@ -74,6 +77,7 @@ from .protocol import (
     session_closed_message,
     too_large_text,
 )
+from .websocket_upgrade import hand_over, websocket_target
 
 DENIAL_RESPONSE = "websocket.http.response"  # the ASGI extension's name in a scope
 
@@ -428,6 +432,7 @@ class BoundedHTTPChannel:
     )
     head_timeout = request_limit = document_limit = None  # set by apply_http_limits
     state = "head"
+    fresh = True  # no byte has arrived yet
     address = None
     counted = False
     timer = None
@@ -451,7 +456,21 @@ class BoundedHTTPChannel:
             return
         if self.state == "idle":
             self.wait_for_head()
+        if self.fresh:
+            self.fresh = False
+            target = websocket_target(data)
+            if target is not None and self.state == "head" and self.upgrade_at_once(data, target):
+                return
         super().dataReceived(data)
+
+    def upgrade_at_once(self, data, target):
+        """Hand a plain WebSocket handshake to daphne's WebSocket protocol without parsing it here."""
+        if not hand_over(self, data, target):
+            return False  # the usual way answers it
+        self.stop_timer()
+        self.uncount()
+        self.state = "busy"
+        return True
 
     def rawDataReceived(self, data):
         if self.state != "refused":

@@ -7,7 +7,9 @@ import json
 import os
 import pprint
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import click
@@ -23,6 +25,7 @@ from websockets.asyncio.client import connect
 
 import collab.asgi  # noqa: F401 - applies the adaptations, as daphne's import of the application does
 from sessions_app import daphne_adaptations
+from sessions_app.websocket_upgrade import websocket_target
 
 WAIT = 60
 
@@ -212,3 +215,69 @@ def test_daphne_as_started_runs_the_tuned_loop():
     from daphne.server import Server
 
     assert Server.run.__qualname__.startswith("tune_garbage_collection")
+
+
+# WebSocket handshakes at once (websocket_upgrade.py)
+
+HANDSHAKE = (
+    b"GET /ws?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def test_a_plain_handshake_is_recognised_with_its_target():
+    assert websocket_target(HANDSHAKE) == b"/ws?x=1"
+    assert websocket_target(HANDSHAKE.replace(b"Upgrade: websocket", b"upgrade:  WebSocket ")) == b"/ws?x=1"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        HANDSHAKE[:-2],  # the head is not complete
+        HANDSHAKE + b"\x81\x80",  # bytes after it
+        HANDSHAKE.replace(b"GET", b"POST"),
+        HANDSHAKE.replace(b"HTTP/1.1", b"HTTP/1.0"),
+        HANDSHAKE.replace(b"Upgrade: websocket", b"Upgrade: h2c"),
+        HANDSHAKE.replace(b"Connection", b"Upgrade: websocket\r\nConnection"),  # two Upgrade headers
+        HANDSHAKE.replace(b"Host:", b"Bad Name:"),
+        HANDSHAKE.replace(b"127.0.0.1", b"127.0.0.1\x00"),
+        HANDSHAKE.replace(b"127.0.0.1", b"127.0.0.1\x0b"),
+        HANDSHAKE.replace(b"Connection", b"Content-Length: 3\r\nConnection"),
+        HANDSHAKE.replace(b"/ws?x=1", "/ws/é".encode()),
+        HANDSHAKE.replace(b"Host", b" Host"),  # a folded line
+    ],
+)
+def test_anything_but_a_plain_handshake_takes_the_usual_way(data):
+    assert websocket_target(data) is None
+
+
+def raw_handshake(port, pieces):
+    """Send a handshake in these pieces, a moment apart; the status line of the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as connection:
+        for piece in pieces:
+            connection.sendall(piece)
+            time.sleep(0.2)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.integration
+def test_handshakes_upgrade_at_once_or_the_usual_way_alike(daphne):
+    server = daphne()
+    at_once = raw_handshake(server.port, [HANDSHAKE])
+    in_two_reads = raw_handshake(server.port, [HANDSHAKE[:40], HANDSHAKE[40:]])
+    with_a_second_upgrade = raw_handshake(
+        server.port, [HANDSHAKE.replace(b"Connection", b"Upgrade: websocket\r\nConnection")]
+    )
+    assert at_once == in_two_reads == with_a_second_upgrade == b"HTTP/1.1 101 Switching Protocols"
+    # An unknown path is refused the same way whichever way it came.
+    wrong_path = HANDSHAKE.replace(b"/ws?x=1", b"/nowhere")
+    assert raw_handshake(server.port, [wrong_path]) == raw_handshake(
+        server.port, [wrong_path[:40], wrong_path[40:]]
+    )
+    assert raw_handshake(server.port, [wrong_path]).startswith(b"HTTP/1.1 404")
