@@ -19,6 +19,7 @@ or closes. A frame that would take an address past COLLAB_MAX_PRE_SIGN_IN_BYTES_
 before its payload is buffered (daphne_adaptations.py).
 """
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -100,13 +101,29 @@ class LocalConnections:
             del self._counts[key]
 
 
+def members_by_key(pairs):
+    """(key, member) pairs as {key: [members, in the order they came]}."""
+    grouped = {}
+    for key, member in pairs:
+        grouped.setdefault(key, []).append(member)
+    return grouped
+
+
 class RedisConnections:
-    """Connection counts shared by every process through Redis sorted sets."""
+    """Connection counts shared by every process through Redis sorted sets.
+
+    The checks and releases of one event-loop turn go to Redis together, in one transaction,
+    and are decided in the order they came: a crowd arriving at once costs a round trip per
+    turn rather than one per socket, each waiting for a pooled connection (a thousand sockets
+    at once outwaited the pool's timeout, and were let in unchecked).
+    """
 
     def __init__(self, url, prefix):
         self.prefix = prefix
         self._members = {}  # (key, member) of this process's connections
-        # A crowd connecting at once waits its turn: a refused check would let the connection in.
+        self._acquiring = []  # (key, member, limit, future) for the next batch
+        self._releasing = []  # (key, member, future)
+        self._writer = None
         self._client = WaitingClient(
             url, timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
         )
@@ -117,32 +134,78 @@ class RedisConnections:
 
     async def acquire(self, key, member, limit):
         """Count a connection under `key` unless `limit` are already there, in any process."""
-        now = time.time()
-        redis_key = self.redis_key(key)
-        try:
-            async with self._client().pipeline(transaction=True) as pipe:
-                pipe.zremrangebyscore(redis_key, "-inf", now)
-                pipe.zadd(redis_key, {member: now + TTL})
-                pipe.expire(redis_key, TTL * 2)
-                pipe.zcard(redis_key)
-                *_, count = await pipe.execute()
-            if count > limit:
-                await self._client().zrem(redis_key, member)
-                return False
-        except Exception:
-            log.warning("connection limit for %s not checked: Redis unavailable", key, exc_info=True)
-        self._members[(key, member)] = True
-        self._refresher.ensure_running()
-        return True
+        future = asyncio.get_running_loop().create_future()
+        self._acquiring.append((key, member, limit, future))
+        self._write_soon()
+        counted = await future
+        if counted:
+            self._members[(key, member)] = True
+            self._refresher.ensure_running()
+        return counted
 
     async def release(self, key, member):
         """Stop counting a connection."""
         self._members.pop((key, member), None)
-        try:
-            await self._client().zrem(self.redis_key(key), member)
-        except Exception:
-            # It lapses by itself after TTL.
-            log.warning("connection count for %s not released: Redis unavailable", key, exc_info=True)
+        future = asyncio.get_running_loop().create_future()
+        self._releasing.append((key, member, future))
+        self._write_soon()
+        await future
+
+    def _write_soon(self):
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_batches())
+
+    async def _write_batches(self):
+        await asyncio.sleep(0)  # let the other sockets woken in this turn add theirs
+        while self._acquiring or self._releasing:
+            acquiring, self._acquiring = self._acquiring, []
+            releasing, self._releasing = self._releasing, []
+            try:
+                refused = await self._write(acquiring, releasing)
+            except Exception:
+                # Let them in: the limits must not turn a Redis outage into an outage of the viewers.
+                log.warning(
+                    "connection limits not checked for %d connections: Redis unavailable",
+                    len(acquiring),
+                    exc_info=True,
+                )
+                refused = set()
+            for key, member, _, future in acquiring:
+                if not future.done():
+                    future.set_result((key, member) not in refused)
+            for *_, future in releasing:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _write(self, acquiring, releasing):
+        """Apply one batch; the (key, member) pairs refused, in arrival order within each key."""
+        now = time.time()
+        leaving = members_by_key((key, member) for key, member, _ in releasing)
+        arriving = members_by_key((key, member) for key, member, _, _ in acquiring)
+        async with self._client().pipeline(transaction=True) as pipe:
+            for key, members in leaving.items():
+                pipe.zrem(self.redis_key(key), *members)
+            for key, members in arriving.items():
+                redis_key = self.redis_key(key)
+                pipe.zremrangebyscore(redis_key, "-inf", now)
+                pipe.zadd(redis_key, dict.fromkeys(members, now + TTL))
+                pipe.expire(redis_key, TTL * 2)
+                pipe.zcard(redis_key)
+            results = await pipe.execute()
+        totals = iter(results[len(leaving) + 3 :: 4])
+        limits = {(key, member): limit for key, member, limit, _ in acquiring}
+        refused = set()
+        for key, members in arriving.items():
+            # The set held `before` others; this batch's members fit in the order they came.
+            before = next(totals) - len(members)
+            room = max(0, limits[key, members[0]] - before)
+            refused.update((key, member) for member in members[room:])
+        if refused:
+            async with self._client().pipeline(transaction=False) as pipe:
+                for key, members in members_by_key(refused).items():
+                    pipe.zrem(self.redis_key(key), *members)
+                await pipe.execute()
+        return refused
 
     async def refresh(self):
         """Extend this process's entries."""

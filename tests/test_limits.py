@@ -185,15 +185,34 @@ async def test_redis_counts_are_shared_by_processes(redis_url, redis_prefix):
 
 @pytest.mark.redis
 async def test_a_crowd_checked_at_once_is_counted_not_let_through(redis_url, redis_prefix, caplog):
-    # More checks at once than redis-py's plain pool has connections (100): none may fail open.
+    # Far more checks at once than the pool has connections: none may fail open, and exactly
+    # the first `limit` are let in, as if they had come one by one.
     registry = RedisConnections(redis_url, redis_prefix)
-    members = [f"socket-{n}" for n in range(300)]
-    allowed = await asyncio.gather(*(registry.acquire("token:s:crowd", member, 250) for member in members))
+    members = [f"socket-{n}" for n in range(3000)]
+    allowed = await asyncio.gather(*(registry.acquire("token:s:crowd", member, 2500) for member in members))
     assert "not checked" not in caplog.text
-    assert 200 <= sum(allowed) <= 250
+    assert allowed == [True] * 2500 + [False] * 500
     await asyncio.gather(
         *(registry.release("token:s:crowd", m) for m, ok in zip(members, allowed, strict=True) if ok)
     )
+
+
+@pytest.mark.redis
+async def test_crowds_on_two_processes_share_one_limit_exactly(redis_url, redis_prefix):
+    first, second = RedisConnections(redis_url, redis_prefix), RedisConnections(redis_url, redis_prefix)
+    assert await first.acquire("address:crowd", "early", 300)
+    checks = [
+        registry.acquire("address:crowd", f"{name}-{n}", 300)
+        for n in range(250)
+        for registry, name in ((first, "one"), (second, "two"))
+    ]
+    allowed = await asyncio.gather(*checks)
+    assert sum(allowed) == 299  # one place was taken before
+    # Places freed in a turn are there for the next arrivals.
+    await asyncio.gather(first.release("address:crowd", "early"), second.release("address:crowd", "two-0"))
+    assert await second.acquire("address:crowd", "late-1", 300)
+    assert await first.acquire("address:crowd", "late-2", 300)
+    assert not await first.acquire("address:crowd", "late-3", 300)
 
 
 async def test_redis_outage_lets_connections_in():
