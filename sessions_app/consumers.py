@@ -61,12 +61,10 @@ class CollabConsumer(AsyncWebsocketConsumer):
     process receives them once and writes them to each of its subscribers.
     """
 
-    channel_layer_alias = None  # no channel of its own: the hub is the session's member here
-
     async def __call__(self, scope, receive, send):
         """Serve the socket; a fault outside any handler (the channel layer's Redis gone) closes with 4500."""
         try:
-            await super().__call__(scope, receive, send)
+            await self.serve(scope, receive, send)
         except Exception:
             log.warning("socket ended by a server fault", exc_info=True)
             with contextlib.suppress(Exception):
@@ -77,6 +75,20 @@ class CollabConsumer(AsyncWebsocketConsumer):
                 await send({"type": "websocket.close", "code": protocol.SERVER_FAULT})
             with contextlib.suppress(Exception):
                 await self.disconnect(protocol.SERVER_FAULT)
+
+    async def serve(self, scope, receive, send):
+        """Handle the socket's messages one after another until it is done.
+
+        channels' own loop also reads a channel of the consumer's from the channel layer, and
+        runs every read as a task awaited with asyncio.wait; this consumer has no channel (its
+        session's hub is the group member), so it reads the socket alone, directly.
+        """
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            while True:
+                await self.dispatch(await receive())
 
     async def connect(self):
         """Accept the handshake unless it comes from a page of a foreign origin."""

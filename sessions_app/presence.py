@@ -187,6 +187,11 @@ class PresenceAnnouncer:
     """
 
     DELAY = 0.25
+    # A crowd's counts change with every arrival, and each announcement is a frame to every
+    # socket: past CROWD viewers the announcements come that much less often, at most every
+    # MAX_DELAY seconds (one second at 1,000 viewers).
+    CROWD = 250
+    MAX_DELAY = 2.0
 
     def __init__(self):
         self._pending = set()
@@ -199,9 +204,15 @@ class PresenceAnnouncer:
         self._pending.add(session_id)
         asyncio.get_running_loop().create_task(self._announce(session_id, channel_layer, group))
 
+    def delay(self, session_id):
+        """Seconds an announcement waits for more changes: longer, the more viewers were last announced."""
+        last = self._last.get(session_id)
+        viewers = last[2][0] if last is not None else 0
+        return min(self.MAX_DELAY, self.DELAY * max(1.0, viewers / self.CROWD))
+
     async def _announce(self, session_id, channel_layer, group):
         try:
-            await asyncio.sleep(self.DELAY)
+            await asyncio.sleep(self.delay(session_id))
         finally:
             self._pending.discard(session_id)
         try:

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from collab.asgi import application
 from sessions_app.models import CollabSession, SessionToken
+from sessions_app.presence import PresenceAnnouncer
 from sessions_app.protocol import VIEWER_TOKEN_FOR_PUBLISHING, published_at_text
 from sessions_app.services import do_create_session, do_issue_token
 from tests.documents import flat_opc
@@ -596,3 +597,11 @@ async def test_every_update_gets_one_answer_even_when_superseded(session):
         }
     assert await quiet(word)
     await word.disconnect()
+
+
+def test_presence_is_announced_less_often_the_larger_the_crowd():
+    announcer = PresenceAnnouncer()
+    assert announcer.delay("new") == PresenceAnnouncer.DELAY
+    for viewers, delay in ((10, 0.25), (1000, 1.0), (100_000, PresenceAnnouncer.MAX_DELAY)):
+        announcer._last["s"] = (None, None, (viewers, 1))
+        assert announcer.delay("s") == pytest.approx(delay)
