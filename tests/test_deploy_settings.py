@@ -191,3 +191,14 @@ def test_listed_origin_may_write_with_a_login_session(settings):
     client, csrf = logged_in_client()
     response = create_session_from(client, csrf, "https://intranet.example.com")
     assert response.status_code == 201
+
+
+def test_sqlite_databases_use_write_ahead_logging(tmp_path):
+    code = (
+        "import django; django.setup(); from django.db import connection; "
+        "cursor = connection.cursor(); cursor.execute('PRAGMA journal_mode'); print(cursor.fetchone()[0]); "
+        "cursor.execute('PRAGMA synchronous'); print(cursor.fetchone()[0])"
+    )
+    done = run_python({**PRODUCTION, "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}, "-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["wal", "2"]  # synchronous FULL: every commit is on disk
