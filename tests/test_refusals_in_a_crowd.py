@@ -137,6 +137,30 @@ def courses(arrivals):
     return Counter(arrival.course for arrival in arrivals)
 
 
+def or_reset(allowed):
+    """These courses, and each one the server ends, cut short by a reset.
+
+    autobahn aborts a socket whose client has not answered the server's close frame within a
+    second (its closeHandshakeTimeout, which daphne leaves as it is), and the client's kernel then
+    drops what the client had not read yet: a test process driving hundreds of sockets on a
+    loaded machine can be that slow. Such a socket was closed all the same; only its last words
+    are lost.
+    """
+    cut_short = set()
+    for course in allowed:
+        *steps, end = course
+        if end.startswith("close "):
+            cut_short.update((*steps[:kept], "close 1006") for kept in range(len(steps) + 1))
+    return {*allowed, *cut_short}
+
+
+def assert_only(arrivals, *allowed):
+    """Every socket took one of the `allowed` courses (or one cut short by a reset); how many took each."""
+    seen = courses(arrivals)
+    assert set(seen) <= or_reset(allowed), seen
+    return seen
+
+
 async def close_all(arrivals):
     await asyncio.gather(*(arrival.close() for arrival in arrivals), return_exceptions=True)
 
@@ -218,7 +242,7 @@ async def test_foreign_origins_in_a_crowd_are_refused_at_the_handshake(daphne):
 async def refill(make, places, refused):
     """Fill `places` freed places one socket at a time (a close is released soon, not at once); the new ones.
 
-    A socket that comes before its place is free must be refused in one of the `refused` ways.
+    A socket that comes before its place is free must be `refused` so (or cut short by a reset).
     """
     filled = []
     while len(filled) < places:
@@ -228,7 +252,7 @@ async def refill(make, places, refused):
             if arrival.course == SERVED:
                 filled.append(arrival)
                 break
-            assert arrival.course in refused, arrival.course
+            assert arrival.course in or_reset({refused}), arrival.course
             assert time.monotonic() < deadline, "a freed place was never given back"
             await asyncio.sleep(0.1)
     return filled
@@ -245,19 +269,18 @@ async def test_an_address_holds_its_limit_in_a_crowd_and_no_more(daphne, layout)
     arrivals, more, later = sockets(limit + extra), sockets(50), []
     try:
         await crowd(arrivals)
-        seen = courses(arrivals)
+        seen = assert_only(arrivals, SERVED, REFUSED_FOR_ADDRESS, REFUSED_FOR_ADDRESS_AT_HANDSHAKE)
         assert seen[SERVED] == limit, seen
-        assert set(seen) - {SERVED} <= {REFUSED_FOR_ADDRESS, REFUSED_FOR_ADDRESS_AT_HANDSHAKE}, seen
         served = [arrival for arrival in arrivals if arrival.course == SERVED]
         assert all(await asyncio.gather(*(arrival.answers_ping() for arrival in served)))
         # A crowd smaller than the limit passes the HTTP count and is refused by the sockets' own.
         await crowd(more)
-        assert courses(more) == {REFUSED_FOR_ADDRESS: len(more)}
+        assert_only(more, REFUSED_FOR_ADDRESS)
         # Ten leave; ten others take their places, and then the address is full again.
         await close_all(served[:10])
-        later = await refill(lambda: sockets(len(servers))[-1], 10, {REFUSED_FOR_ADDRESS})
+        later = await refill(lambda: sockets(len(servers))[-1], 10, REFUSED_FOR_ADDRESS)
         later += await crowd(sockets(len(servers)))
-        assert [arrival.course for arrival in later[10:]] == [REFUSED_FOR_ADDRESS] * len(servers)
+        assert_only(later[10:], REFUSED_FOR_ADDRESS)
     finally:
         await close_all(arrivals + more + later)
 
@@ -275,15 +298,15 @@ async def test_a_token_holds_its_limit_in_a_crowd_and_no_more(daphne, layout, st
     later = []
     try:
         await crowd(mixed)
-        assert courses(limited) == {SERVED: limit, REFUSED_FOR_TOKEN: extra}
+        assert assert_only(limited, SERVED, REFUSED_FOR_TOKEN)[SERVED] == limit
         # The other token of the same session is counted apart.
         assert courses(unlimited) == {SERVED: others}
         served = [arrival for arrival in limited if arrival.course == SERVED]
         assert all(await asyncio.gather(*(arrival.answers_ping() for arrival in served)))
         await close_all(served[:10])
-        later = await refill(lambda: viewer(servers[-1], session, token), 10, {REFUSED_FOR_TOKEN})
+        later = await refill(lambda: viewer(servers[-1], session, token), 10, REFUSED_FOR_TOKEN)
         later += await crowd([viewer(server, session, token) for server in servers])
-        assert [arrival.course for arrival in later[10:]] == [REFUSED_FOR_TOKEN] * len(servers)
+        assert_only(later[10:], REFUSED_FOR_TOKEN)
     finally:
         await close_all(mixed + later)
 
@@ -374,11 +397,9 @@ async def test_a_token_revoked_during_a_storm_closes_its_sockets_and_refuses_its
     try:
         await crowd(late)
         await asyncio.gather(*(arrival.until_closed() for arrival in with_token(everyone, revoked)))
-        assert courses(before) == {CLOSED_WHEN_REVOKED: len(before)}
-        seen = courses(with_token(early, revoked))
-        assert set(seen) <= REVOKED_DURING_THE_STORM, seen
-        late_ones = with_token(late, revoked)
-        assert courses(late_ones) == {REVOKED_AT_SIGN_IN: len(late_ones)}
+        assert_only(before, CLOSED_WHEN_REVOKED)
+        assert_only(with_token(early, revoked), *REVOKED_DURING_THE_STORM)
+        assert_only(with_token(late, revoked), REVOKED_AT_SIGN_IN)
         # The session's other token is untouched.
         others = with_token(everyone, kept)
         assert courses(others) == {SERVED: len(others)}
@@ -407,7 +428,7 @@ async def revoked_during_a_storm_elsewhere(revoking, signing_in, session):
     try:
         await revoke(revoking, session, witness_id)()
         await witness.until_closed()
-        assert witness.course == CLOSED_WHEN_REVOKED
+        assert witness.course in or_reset({CLOSED_WHEN_REVOKED}), witness.course
         for arrival in early:
             if not arrival.closed:
                 with contextlib.suppress(ConnectionClosed):
@@ -435,6 +456,7 @@ async def test_a_socket_signing_in_on_another_server_as_its_token_is_revoked_is_
     session = await asyncio.to_thread(revoking.create_session)
     # Whether a socket is signing in at that very moment is chance: three storms make it near certain.
     rounds = [await revoked_during_a_storm_elsewhere(revoking, signing_in, session) for _ in range(3)]
+    # No reset allowed here: a missed socket cut short would look like one closed at once.
     missed = [
         {course: n for course, n in seen.items() if course not in REVOKED_DURING_THE_STORM} for seen in rounds
     ]
@@ -459,8 +481,7 @@ async def test_a_session_ended_during_a_storm_closes_everyone_and_refuses_late_a
         # A socket that joins its hub after the news is closed by the ended check that follows
         # (COLLAB_ENDED_CHECK_INTERVAL), with the same frames.
         await asyncio.gather(*(arrival.until_closed() for arrival in early + late))
-        seen = courses(early)
-        assert set(seen) <= ENDED_DURING_THE_STORM, seen
-        assert courses(late) == {ENDED_AT_SIGN_IN: len(late)}
+        assert_only(early, *ENDED_DURING_THE_STORM)
+        assert_only(late, ENDED_AT_SIGN_IN)
     finally:
         await close_all(early + late)
