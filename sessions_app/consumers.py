@@ -240,6 +240,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
             token_expires=token.expires_at.timestamp() if token.expires_at else None,
         )
         self.hub = await hubs.join(self.subscriber)
+        hubs.confirm(self.subscriber)
         await presence.join(self.session_id, self.role, self.socket_id)
         announcer.changed(self.session_id, self.hub.layer, self.hub.group)
         if version >= 2:

@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from .access import token_standings
 from .delivery import OutgoingFrame
 from .html_patch import checksum, diff_blocks, split_blocks, utf16_lengths
 from .models import CollabSession, Revision
@@ -466,6 +467,8 @@ class SessionHubs:
 
     def __init__(self):
         self._hubs = {}
+        self._unconfirmed = []  # subscribers whose token is read again once they are in their hub
+        self._confirming = None
 
     async def join(self, subscriber):
         """Add a subscriber to its session's hub, starting the hub (and its group membership) if needed."""
@@ -481,6 +484,34 @@ class SessionHubs:
             self.leave(subscriber, hub)
             raise
         return hub
+
+    def confirm(self, subscriber):
+        """Read a new subscriber's token again, with those of every socket that joined meanwhile.
+
+        A token revoked after the sign-in read it, but before the subscriber was in its hub, was
+        announced to a hub without it, or to none in this process: one query for the batch, once
+        the subscriber hears every later announcement, refuses it (E1003).
+        """
+        self._unconfirmed.append(subscriber)
+        if self._confirming is None or self._confirming.done():
+            self._confirming = asyncio.ensure_future(self._confirm_batches())
+
+    async def _confirm_batches(self):
+        await asyncio.sleep(0)  # let the other sockets signing in this turn add theirs
+        while self._unconfirmed:
+            batch, self._unconfirmed = self._unconfirmed, []
+            try:
+                standings = await database_sync_to_async(token_standings)({s.token_id for s in batch})
+            except Exception:
+                log.warning(
+                    "tokens of %d new sockets not read again; the sweep will", len(batch), exc_info=True
+                )
+                continue
+            for subscriber in batch:
+                # A session that ended meanwhile is the ended check's (sweeper.py): its sockets
+                # are told the end in the session's own words.
+                if standings[subscriber.token_id][0] == "E1003":
+                    await subscriber.token_refused("E1003")
 
     def leave(self, subscriber, hub):
         """Remove a subscriber; the hub leaves the group with the session's last socket here."""

@@ -440,14 +440,6 @@ async def revoked_during_a_storm_elsewhere(revoking, signing_in, session):
 
 
 @pytest.mark.redis
-@pytest.mark.xfail(
-    strict=True,
-    reason="a socket whose sign-in reads its token just before the revocation commits in another "
-    "process, and joins its session's hub only after the hub has handled the token.revoked "
-    "broadcast, stays signed in until the next sweep (COLLAB_SWEEP_INTERVAL, 60 s): "
-    "CollabConsumer.sign_in awaits the connection counts (Redis) and hubs.join between the check "
-    "and the moment the socket is a subscriber, and nothing checks again",
-)
 async def test_a_socket_signing_in_on_another_server_as_its_token_is_revoked_is_closed(
     daphne, redis_url, redis_prefix, staff
 ):
