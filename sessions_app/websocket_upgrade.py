@@ -2,10 +2,11 @@
 
 Daphne lets Twisted parse every request into a Request, and for a WebSocket upgrade writes the
 request out again for autobahn, which parses it once more (docs/PERFORMANCE.md, "A crowd
-arriving at once", has what skipping that saves). A handshake that is plainly one (the whole head in one read, a GET
-with one `Upgrade: websocket`, nothing after it, header names and values as daphne accepts
-them) goes from the connection's first bytes straight to daphne's WebSocket protocol, as
-daphne would hand it over; anything else takes the usual way and meets the same checks.
+arriving at once", has what skipping that saves). A handshake that is plainly one (the whole
+head in one read, a GET with one `Upgrade: websocket`, nothing after it, header names and
+values as daphne accepts them) goes from the connection's first bytes straight to daphne's
+WebSocket protocol, as daphne would hand it over; anything else takes the usual way and meets
+the same checks.
 """
 
 import re
