@@ -214,6 +214,9 @@ def test_viewer_catches_up_after_its_server_is_killed_and_restarted(daphne, cont
     server = daphne()
     other = daphne()  # shares the database: Word publishes there while the viewer's server is down
     session, page, watch = viewer_showing(context, server, "restart", "Before the crash.")
+    # The page's own resources (its icon comes last) are in before the crash: only the socket's
+    # refused connections are expected while the server is down.
+    page.wait_for_load_state("networkidle")
 
     server.kill()
     wait_for_state(page, "reconnecting")
