@@ -1,4 +1,7 @@
-"""What a page in the test browser did: requests, WebSockets, the messages it sent, its errors."""
+"""What a page in the test browser did: requests, WebSockets, the messages it sent, its errors.
+
+And signing a page in to the admin.
+"""
 
 import json
 
@@ -27,3 +30,12 @@ class PageWatch:
     def errors(self):
         """Script errors and CSP violations; a refused connection while the server is down is expected."""
         return [text for text in self.console_errors if not text.startswith("WebSocket connection to")]
+
+
+def sign_in_to_admin(page, server_url, username, password, next_path, timeout):
+    """Sign `page` in to the admin at `server_url` as staff, and wait until it is sent on to `next_path`."""
+    page.goto(f"{server_url}/admin/login/?next={next_path}", timeout=timeout)
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{server_url}{next_path}", timeout=timeout)

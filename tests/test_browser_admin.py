@@ -3,6 +3,7 @@
 import pytest
 
 from tests.documents import flat_opc
+from tests.pages import sign_in_to_admin
 from tests.servers import create_superuser
 from tests.test_browser_viewer import publish
 
@@ -23,11 +24,7 @@ def operator(shared_daphne):
 def admin_page(chromium, shared_daphne, operator):
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    page.goto(f"{shared_daphne.url}/admin/login/?next={SESSIONS}", timeout=WAIT_MS)
-    page.fill("#id_username", operator)
-    page.fill("#id_password", STAFF_PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{shared_daphne.url}{SESSIONS}", timeout=WAIT_MS)
+    sign_in_to_admin(page, shared_daphne.url, operator, STAFF_PASSWORD, SESSIONS, WAIT_MS)
     yield page
     context.close()
 

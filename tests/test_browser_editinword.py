@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect
 from tests.clients import Publisher
 from tests.documents import CORPUS, corpus_file
 from tests.launch_links import WORD_URL_PREFIX, custom_properties
-from tests.pages import PageWatch
+from tests.pages import PageWatch, sign_in_to_admin
 from tests.servers import REPO_ROOT, Server, create_superuser
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -342,11 +342,7 @@ def try_page(chromium, collab, staff):
     context = chromium.new_context()
     context.add_init_script(WINDOW_OPEN_STUB)
     page = context.new_page()
-    page.goto(f"{collab.url}/admin/login/?next={TRY_PAGE}", timeout=WAIT_MS)
-    page.fill("#id_username", staff)
-    page.fill("#id_password", STAFF_PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{collab.url}{TRY_PAGE}", timeout=WAIT_MS)
+    sign_in_to_admin(page, collab.url, staff, STAFF_PASSWORD, TRY_PAGE, WAIT_MS)
     yield PageWatch(page)
     context.close()
 
