@@ -300,9 +300,10 @@ def percentile(values, share):
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-async def measure_latency(target, viewers_count, updates, pages):
+async def measure_latency(target, viewers_count, updates, pages, elsewhere=False):
+    """Word on the first process; its viewers spread over all, or (`elsewhere`) on the others only."""
     session = await asyncio.to_thread(target.create_session)
-    viewers = Viewers(target.ws_urls, session, viewers_count)
+    viewers = Viewers(target.ws_urls[1:] if elsewhere else target.ws_urls, session, viewers_count)
     async with Word(target.ws_urls[0], session) as word:
         await viewers.open()
         await viewers.all_hold(word.version)
@@ -522,6 +523,11 @@ def main():
                         f"(Word's own echo p50 {result['echo_p50']:.1f} ms; {result['bytes']} bytes of HTML)",
                         flush=True,
                     )
+                if len(target.ws_urls) > 1 and 1 in counts:
+                    # The fixed cost as a viewer on another process than Word's sees it.
+                    result = asyncio.run(measure_latency(target, 1, updates[1], pages=5, elsewhere=True))
+                    results["latency", name, "1, elsewhere"] = result
+                    print(f"latency N=1 on another process: p50 {result['p50']:.1f} ms", flush=True)
             if "bytes" in args.scenarios and name in ("memory", "baseline"):
                 result = asyncio.run(measure_bytes(target))
                 results["bytes", name] = result
@@ -564,7 +570,7 @@ def main():
                 else ""
             )
             print(
-                f"latency {name:9} N={rest[0]:5}: "
+                f"latency {name:9} N={rest[0]!s:5}: "
                 f"p50 {result['p50']:7.1f} ms  p99 {result['p99']:7.1f} ms{extra}"
             )
         elif kind == "storm":

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .converting import convert_payload
 from .docx_package import check_properties
 from .errors import ConversionError
 from .html_docx import html_to_docx
@@ -41,6 +42,10 @@ _WORKER_RECURSION_LIMIT = 20_000
 _KEPT_OWNERS = 10_000  # owners a worker is remembered to keep, at most
 # What a worker is asked to do: convert a payload to HTML, or make a .docx of HTML.
 _CONVERT, _HTML_TO_DOCX = "convert", "html-docx"
+# An HTML payload up to this long is sanitised in a thread of the caller's process: nh3 and
+# the scan before it take well under a millisecond there, less than the hand-over to a worker
+# and back, and neither can run away (scan_html bounds the nesting and the elements first).
+IN_PROCESS_HTML_CHARS = 64 * 1024
 
 
 class ConversionPool:
@@ -84,6 +89,10 @@ class ConversionPool:
         ``owner`` says whose update it is (a session id): the pool shares its workers fairly
         between owners. Jobs without one count as one owner.
         """
+        if sanitised_here(content, payload_type):
+            if self._closed:
+                raise ConversionError(CLOSED)
+            return await asyncio.to_thread(_sanitise_here, content, self.limits)
         return await self._submit(_Job(owner, _CONVERT, (content, payload_type), next(self._arrivals)))
 
     async def html_to_docx(
@@ -315,6 +324,26 @@ class _Worker:
     def stop(self) -> None:
         self.kill()
         self.connection.close()
+
+
+def sanitised_here(content: Any, payload_type: Any) -> bool:
+    """Whether a payload is HTML short enough to be sanitised in the caller's process."""
+    return (
+        isinstance(payload_type, str)
+        and payload_type.strip().lower() == "html"
+        and isinstance(content, str | bytes)
+        and len(content) <= IN_PROCESS_HTML_CHARS
+    )
+
+
+def _sanitise_here(content: str | bytes, limits: Limits) -> Converted:
+    try:
+        return convert_payload(content, "html", limits)
+    except ConversionError:
+        raise
+    except Exception as error:
+        # As from a worker: the client gets no internals.
+        raise ConversionError("document could not be converted") from error
 
 
 def worker_main(connection: Connection) -> None:

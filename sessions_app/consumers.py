@@ -277,7 +277,7 @@ class CollabConsumer(AsyncWebsocketConsumer):
             if handler is None:
                 raise ProtocolError("E1004", action)
             if action == protocol.UPDATE and self.role == "word" and not token_checked:
-                # A publisher's update is converted while its token is checked (action_update).
+                # A publisher's token is checked where its update is stored (action_update).
                 await self.action_update(message, token_checked=False)
                 return
             if not token_checked:
@@ -322,34 +322,32 @@ class CollabConsumer(AsyncWebsocketConsumer):
     async def action_update(self, message, token_checked=True):
         """Start converting a Word update; the result reaches every socket through the group.
 
-        Unless sign-in has just checked the token, the check runs beside the conversion: nothing
-        of the update is stored, and no waiting update of the session is replaced by it, until
-        the check has passed (UpdateQueue.convert_and_store).
+        Unless sign-in has just checked the token, the store checks it in the statement that
+        takes the version: nothing of the update is stored, and no waiting update of the
+        session is replaced by it, unless it may publish (UpdateQueue.convert_and_store).
         """
         if self.role != "word":
             reason = protocol.refusal_reason(self.subscriber.features, self.role, "word")
             raise ProtocolError("E1008", protocol.UPDATE, reason=reason)
-        check = None if token_checked else asyncio.ensure_future(self.check_token(protocol.UPDATE))
         try:
             content, payload_type = protocol.update_payload(message)
         except ProtocolError:
-            if check is not None:
-                await check  # a refused token is told so first, as when the check came first
+            if not token_checked:
+                await self.check_token(protocol.UPDATE)  # a refused token is told so first
             raise
+        publisher = None if token_checked else self.subscriber.token_id
         # Converting runs beside the socket, so pings and newer updates are read meanwhile.
-        task = asyncio.ensure_future(self.convert_update(content, payload_type, check))
+        task = asyncio.ensure_future(self.convert_update(content, payload_type, publisher))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def convert_update(self, content, payload_type, check=None):
+    async def convert_update(self, content, payload_type, publisher=None):
         """Convert and store an update in its session's queue; refusals and receipts go to this socket."""
         action = protocol.UPDATE
         try:
-            version = await update_queue.convert_and_store(self.session_id, content, payload_type, check)
-            if check is not None:
-                await check  # an update dropped for a newer one still leaves a refused token refused
-        except ProtocolError as error:
-            await self.refuse(error)
+            version = await update_queue.convert_and_store(self.session_id, content, payload_type, publisher)
+        except AccessDenied as denied:
+            await self.refuse(ProtocolError(denied.code, action))
         except ConversionError as error:
             await self.refuse(ProtocolError("E2002", action, error.reason))
         except SessionUnavailable:

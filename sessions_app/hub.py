@@ -513,6 +513,19 @@ class SessionHubs:
                 if standings[subscriber.token_id][0] == "E1003":
                     await subscriber.token_refused("E1003")
 
+    async def deliver_here(self, session_id, version):
+        """Send a version this process has just stored to its own sockets, before the group hears of it.
+
+        The group's message reaches this process's hub too, and finds them holding it.
+        """
+        hub = self._hubs.get(session_id)
+        if hub is None or hub.loop is not asyncio.get_running_loop():
+            return
+        try:
+            await hub.deliver_html(version)
+        except Exception:
+            log.exception("session %s: version %s not delivered here", session_id, version)
+
     def leave(self, subscriber, hub):
         """Remove a subscriber; the hub leaves the group with the session's last socket here."""
         hub.subscribers.pop(subscriber, None)

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from conversion import ConversionPool, Limits
+from conversion import ConversionError, ConversionPool, Limits
 
-from .hub import document_frames
+from .access import AccessDenied, refusal_for_socket
+from .hub import document_frames, hubs
 from .protocol import published_at_text
-from .services import broadcast_html, store_document
+from .services import broadcast_html, prune_revisions, store_document
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class _Job:
     content: str
     payload_type: str
     future: asyncio.Future = field(repr=False)
-    permission: asyncio.Future | None = field(default=None, repr=False)  # the sender's token check
+    publisher: int | None = None  # the id of the sender's token, if it has yet to be checked
 
 
 class UpdateQueue:
@@ -82,49 +83,72 @@ class UpdateQueue:
         self._waiting = {}
         self._running = {}
 
-    async def convert_and_store(self, session_id, content, payload_type, permission=None):
+    async def convert_and_store(self, session_id, content, payload_type, publisher=None):
         """Convert and store an update; the new version, or SUPERSEDED if a newer update replaced it.
 
-        `permission` is the sender's token check still under way (a future that raises the
-        refusal): the update is converted meanwhile, and nothing of it is stored unless it
-        passes. An update that would replace a waiting one waits for its check first, so no
-        update is ever dropped for one that is then refused.
+        `publisher` is the id of the sender's token when it has yet to be checked: the store
+        checks it in the statement that takes the version, so nothing of the update is stored
+        unless it may publish (AccessDenied, E1003). It is checked on its own first where the
+        update would replace a waiting one, so that no update is ever dropped for one that is
+        then refused, and also where the update is not stored (a failed conversion, a newer
+        update replacing it), so that a refused sender hears of its token, not its document.
         """
-        if permission is not None and session_id in self._waiting:
-            await permission
-            permission = None
+        if publisher is not None and session_id in self._waiting:
+            await check_publisher(publisher)
+            publisher = None
         future = asyncio.get_running_loop().create_future()
         replaced = self._waiting.get(session_id)
         if replaced is not None and not replaced.future.done():
             replaced.future.set_result(SUPERSEDED)
-        self._waiting[session_id] = _Job(content, payload_type, future, permission)
+        self._waiting[session_id] = _Job(content, payload_type, future, publisher)
         if session_id not in self._running:
             self._running[session_id] = asyncio.ensure_future(self._drain(session_id))
         # The update is published even if the sender goes away meanwhile.
-        return await asyncio.shield(future)
+        version = await asyncio.shield(future)
+        if version is SUPERSEDED and publisher is not None:
+            await check_publisher(publisher)
+        return version
 
     async def _drain(self, session_id):
         try:
             while (job := self._waiting.pop(session_id, None)) is not None:
                 try:
-                    # The session is the pool's owner: its workers are shared fairly between sessions.
-                    try:
-                        converted = await conversion_pool().convert(job.content, job.payload_type, session_id)
-                    finally:
-                        if job.permission is not None:
-                            await job.permission  # a refused sender hears of its token, not its document
-                    version, stored_at = await database_sync_to_async(store_document)(session_id, converted)
+                    await self._publish(session_id, job)
                 except Exception as exc:
                     if not job.future.done():
                         job.future.set_exception(exc)
-                else:
-                    # This process's sockets are served the HTML in hand; other processes read it once.
-                    document_frames.hold(session_id, version, converted.html, published_at_text(stored_at))
-                    await broadcast_html(session_id, version)
-                    if not job.future.done():
-                        job.future.set_result(version)
         finally:
             self._running.pop(session_id, None)
+
+    async def _publish(self, session_id, job):
+        # The session is the pool's owner: its workers are shared fairly between sessions.
+        try:
+            converted = await conversion_pool().convert(job.content, job.payload_type, session_id)
+        except ConversionError:
+            if job.publisher is not None:
+                await check_publisher(job.publisher)
+            raise
+        store = database_sync_to_async(store_document)
+        version, stored_at = await store(session_id, converted, job.publisher)
+        # This process's sockets are served the HTML in hand, before the group hears of it;
+        # other processes read it once.
+        document_frames.hold(session_id, version, converted.html, published_at_text(stored_at))
+        await hubs.deliver_here(session_id, version)
+        await broadcast_html(session_id, version)
+        try:
+            await database_sync_to_async(prune_revisions)(session_id, version)
+        except Exception:
+            # The version is stored and told; the next update prunes what this one left.
+            log.warning("revisions of session %s not pruned", session_id, exc_info=True)
+        if not job.future.done():
+            job.future.set_result(version)
+
+
+async def check_publisher(token_id):
+    """AccessDenied (E1003, E1006) unless the token may still publish in its session."""
+    refusal = await database_sync_to_async(refusal_for_socket)(token_id)
+    if refusal:
+        raise AccessDenied(refusal)
 
 
 update_queue = UpdateQueue()

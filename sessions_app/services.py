@@ -8,11 +8,12 @@ from operator import or_
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from .access import AccessDenied, refusal_for_socket
 from .models import CollabSession, IntegrationKey, LaunchFile, Revision, SessionToken
 
 log = logging.getLogger(__name__)
@@ -124,29 +125,31 @@ def do_publish_document(session_id, converted):
     """Store converted HTML as the session's next version, then tell its sockets; returns the version."""
     with transaction.atomic():
         version, _ = store_document(session_id, converted)
+        prune_revisions(session_id, version)
         broadcast_on_commit(session_id, {"type": "session.html", "version": version})
     return version
 
 
-def store_document(session_id, converted):
+def store_document(session_id, converted, publisher=None):
     """Store converted HTML as the session's next version, telling nobody: (version, updated_at).
 
-    The update queue calls it, holds the HTML in its process's document cache and then tells
-    the sockets itself (broadcast_html), so its own hub never reads back what it just wrote.
+    `publisher` is the id of the token whose socket sent the update, checked in the same
+    statement that takes the version: AccessDenied (E1003) if it may no longer publish. The
+    update queue calls this, holds the HTML in its process's document cache, tells the sockets
+    itself (broadcast_html) so that its own hub never reads back what it just wrote, and
+    prunes the revisions after that (prune_revisions).
     """
+    now = timezone.now()
     with transaction.atomic():
-        # The HTML about to be replaced is not read.
-        session = CollabSession.objects.select_for_update().defer("html").filter(pk=session_id).first()
-        if session is None or not session.is_active:
+        version = take_next_version(session_id, converted.html, now, publisher)
+        if version is None:
+            refusal = refusal_for_socket(publisher) if publisher is not None else None
+            if refusal == "E1003":
+                raise AccessDenied(refusal)
             raise SessionUnavailable(session_id)
-        now = timezone.now()
-        session.version += 1
-        session.html = converted.html
-        session.updated_at = now
-        session.save(update_fields=["version", "html", "updated_at"])
         Revision.objects.create(
-            session=session,
-            version=session.version,
+            session_id=session_id,
+            version=version,
             html=converted.html,
             input_bytes=converted.input_bytes,
             html_bytes=converted.html_bytes,
@@ -154,8 +157,33 @@ def store_document(session_id, converted):
             warnings=list(converted.warnings)[:100],
             created_at=now,
         )
-        prune_revisions(session)
-    return session.version, now
+    return version, now
+
+
+def take_next_version(session_id, html, now, publisher=None):
+    """Make `html` an active session's next version in one statement; the version, or None.
+
+    None when the session is unknown or not active, or when `publisher` (a token id) is not an
+    unrevoked, unexpired token of it. The row stays locked until the transaction ends. The
+    HTML it replaces is never read.
+    """
+    quote, adapt = connection.ops.quote_name, connection.ops.adapt_datetimefield_value
+    # Only the models' table names are written into the statement; every value is a parameter.
+    sql = (
+        f"UPDATE {quote(CollabSession._meta.db_table)}"  # noqa: S608
+        " SET version = version + 1, html = %s, updated_at = %s WHERE id = %s AND status = %s"
+    )
+    parameters = [html, adapt(now), session_id, CollabSession.Status.ACTIVE]
+    if publisher is not None:
+        sql += (
+            f" AND EXISTS (SELECT 1 FROM {quote(SessionToken._meta.db_table)} WHERE id = %s"  # noqa: S608
+            " AND session_id = %s AND revoked = %s AND (expires_at IS NULL OR expires_at > %s))"
+        )
+        parameters += [publisher, session_id, False, adapt(now)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " RETURNING version", parameters)
+        row = cursor.fetchone()
+    return row[0] if row is not None else None
 
 
 async def broadcast_html(session_id, version):
@@ -169,24 +197,28 @@ async def broadcast_html(session_id, version):
         log.exception("broadcast of version %s to session %s failed", version, session_id)
 
 
-def prune_revisions(session):
+def prune_revisions(session_id, newest):
     """Keep at most COLLAB_MAX_REVISIONS revisions of a session, and COLLAB_MAX_REVISION_BYTES of their HTML.
 
-    The newest revision is always kept; 0 turns either bound off.
+    `newest` is the version just stored. The newest revision stored is always kept (it may
+    be newer than `newest`, stored meanwhile by another process); 0 turns either bound off.
+    What an earlier call left (its process ended before it pruned) goes as well.
     """
+    revisions = Revision.objects.filter(session_id=session_id)
     keep = settings.COLLAB_MAX_REVISIONS
-    if keep and session.version > keep:
-        Revision.objects.filter(session=session, version__lte=session.version - keep).delete()
+    if keep and newest > keep:
+        revisions.filter(version__lte=newest - keep).delete()
     budget = settings.COLLAB_MAX_REVISION_BYTES
-    if not budget:
+    # The sum comes from the revision_sizes index alone; the walk only when it is over.
+    if not budget or (revisions.aggregate(total=Sum("html_bytes"))["total"] or 0) <= budget:
         return
-    total = 0
-    sizes = Revision.objects.filter(session=session).order_by("-version").values_list("version", "html_bytes")
+    sizes = revisions.order_by("-version").values_list("version", "html_bytes")
+    total = None
     for version, size in sizes:
-        total += size
-        if total > budget and version != session.version:
-            Revision.objects.filter(session=session, version__lte=version).delete()
+        if total is not None and total + size > budget:
+            revisions.filter(version__lte=version).delete()
             return
+        total = (total or 0) + size
 
 
 def do_end_session(session_id, reason=ENDED_MESSAGE):

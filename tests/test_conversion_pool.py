@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conversion import ConversionError, ConversionPool, Limits, convert_payload
+from conversion.pool import IN_PROCESS_HTML_CHARS
 from tests import documents
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -69,7 +70,7 @@ async def test_pool_reports_a_bad_document_and_keeps_its_worker():
             await pool.convert(docx_base64("poi-truncated.docx"), "docx")
         assert refused.value.reason == "damaged archive"
         pids = pool.pids
-        result = await pool.convert("<p>fine</p>", "html")
+        result = await pool.convert(documents.flat_opc("fine"), "ooxml")
         assert result.html == "<p>fine</p>"
         assert pool.pids == pids
     finally:
@@ -80,7 +81,7 @@ async def test_pool_reports_a_bad_document_and_keeps_its_worker():
 async def test_pool_times_out_a_slow_conversion_and_replaces_the_worker():
     pool = ConversionPool(workers=1, limits=Limits(timeout_seconds=1.0))
     try:
-        await pool.convert("<p>warm up</p>", "html")
+        await pool.convert(documents.flat_opc("warm up"), "ooxml")
         (slow_pid,) = pool.pids
         started = time.monotonic()
         with pytest.raises(ConversionError) as refused:
@@ -108,7 +109,7 @@ async def test_pool_reports_a_killed_worker_and_replaces_it():
             await job
         assert refused.value.reason == "conversion worker failed"
 
-        result = await pool.convert("<p>next</p>", "html")
+        result = await pool.convert(documents.flat_opc("next"), "ooxml")
         assert result.html == "<p>next</p>"
         assert pid not in pool.pids
     finally:
@@ -139,7 +140,7 @@ async def test_pool_runs_more_jobs_than_workers_concurrently(pool):
 async def test_event_loop_stays_responsive_during_a_conversion():
     pool = ConversionPool(workers=1, limits=Limits(timeout_seconds=1.0))
     try:
-        await pool.convert("<p>warm up</p>", "html")
+        await pool.convert(documents.flat_opc("warm up"), "ooxml")
         job = asyncio.ensure_future(pool.convert(SLOW_DOCX.read_bytes(), "docx"))
         ticks = 0
         while not job.done():
@@ -168,16 +169,31 @@ async def test_pool_converts_nesting_up_to_the_depth_limit(pool):
     assert "deepest" in result.html
 
 
+@pytest.mark.asyncio
+async def test_small_html_is_sanitised_in_this_process_and_large_html_in_a_worker(pool):
+    small = await pool.convert("<p>Small</p><script>alert(1)</script>", "html")
+    assert small.html == "<p>Small</p>"
+    assert pool.pids == []  # no worker was needed
+    with pytest.raises(ConversionError) as refused:
+        await pool.convert("<p>" + "<b>" * 5000 + "deep", "html")
+    assert "nest" in refused.value.reason  # the same checks as in a worker
+    assert pool.pids == []
+    large = "<p>" + "word " * (IN_PROCESS_HTML_CHARS // 5) + "</p><script>alert(1)</script>"
+    converted = await pool.convert(large, " HTML ")
+    assert converted.html == large.removesuffix("<script>alert(1)</script>")
+    assert len(pool.pids) == 1
+
+
 def test_pool_serves_several_event_loops(pool):
-    first = asyncio.run(pool.convert("<p>one</p>", "html"))
-    second = asyncio.run(pool.convert("<p>two</p>", "html"))
+    first = asyncio.run(pool.convert(documents.flat_opc("one"), "ooxml"))
+    second = asyncio.run(pool.convert(documents.flat_opc("two"), "ooxml"))
     assert (first.html, second.html) == ("<p>one</p>", "<p>two</p>")
 
 
 @pytest.mark.asyncio
 async def test_close_terminates_the_workers():
     pool = ConversionPool(workers=2)
-    await asyncio.gather(pool.convert("<p>a</p>", "html"), pool.convert("<p>b</p>", "html"))
+    await asyncio.gather(*(pool.convert(documents.flat_opc(text), "ooxml") for text in "ab"))
     pids = pool.pids
     assert pids
     pool.close()
@@ -185,7 +201,7 @@ async def test_close_terminates_the_workers():
     assert pool.pids == []
     pool.close()  # a second close is harmless
     with pytest.raises(ConversionError) as refused:
-        await pool.convert("<p>c</p>", "html")
+        await pool.convert(documents.flat_opc("c"), "ooxml")
     assert refused.value.reason == "the conversion service is shut down"
 
 
@@ -225,7 +241,7 @@ async def test_hundred_thousand_paragraphs_convert_while_other_updates_are_serve
 async def test_document_needing_too_much_memory_is_refused_and_the_worker_serves_on():
     pool = ConversionPool(workers=1, limits=Limits(max_memory_bytes=150 * 1024 * 1024))
     try:
-        await pool.convert("<p>warm up</p>", "html")
+        await pool.convert(documents.flat_opc("warm up"), "ooxml")
         (pid,) = pool.pids
         with pytest.raises(ConversionError) as refused:
             await pool.convert(SLOW_DOCX.read_bytes(), "docx")

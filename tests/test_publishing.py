@@ -1,15 +1,17 @@
 """The per-process conversion queue: one conversion per session at a time, latest update wins."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from conversion import ConversionError
-from sessions_app.models import CollabSession
-from sessions_app.protocol import ProtocolError
-from sessions_app.publishing import SUPERSEDED, UpdateQueue
-from sessions_app.services import SessionUnavailable, do_create_session
+from sessions_app.access import AccessDenied
+from sessions_app.models import CollabSession, SessionToken
+from sessions_app.publishing import SUPERSEDED, UpdateQueue, conversion_pool
+from sessions_app.services import SessionUnavailable, do_create_session, do_issue_token
 from tests.documents import flat_opc
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,62 +92,112 @@ async def test_revisions_are_capped_by_their_bytes_and_the_newest_stays(session_
     assert list(versions) == [5]  # over the budget alone, the newest is still kept
 
 
-# The sender's token check, under way while its update converts
+# The sender's token, checked where its update is stored
 
 
 async def stored_session(session_id):
     return await sync_to_async(CollabSession.objects.get)(pk=session_id)
 
 
-async def test_an_update_whose_check_passes_meanwhile_is_stored(session_id):
-    allowed = asyncio.get_running_loop().create_future()
-    storing = asyncio.ensure_future(
-        UpdateQueue().convert_and_store(session_id, flat_opc("Mine"), "ooxml", allowed)
-    )
-    await asyncio.sleep(0.05)
-    assert (
-        await stored_session(session_id)
-    ).version == 0  # converted, perhaps, but not stored before the check
-    allowed.set_result(None)
-    assert await storing == 1
+async def word_token_id(session_id):
+    return await sync_to_async(
+        SessionToken.objects.filter(session_id=session_id, role="word").values_list("pk", flat=True).get
+    )()
+
+
+async def revoke(token_id):
+    await sync_to_async(SessionToken.objects.filter(pk=token_id).update)(revoked=True)
+
+
+async def test_an_update_of_a_usable_token_is_stored(session_id):
+    publisher = await word_token_id(session_id)
+    assert await UpdateQueue().convert_and_store(session_id, flat_opc("Mine"), "ooxml", publisher) == 1
     assert (await stored_session(session_id)).html == "<p>Mine</p>"
 
 
-async def test_an_update_whose_check_fails_is_converted_for_nothing_and_stores_nothing(session_id):
-    denied = asyncio.get_running_loop().create_future()
-    storing = asyncio.ensure_future(
-        UpdateQueue().convert_and_store(session_id, flat_opc("Theirs"), "ooxml", denied)
+@pytest.mark.parametrize("lapse", ["revoked", "expired"])
+async def test_an_update_whose_token_lapsed_stores_nothing(session_id, lapse):
+    publisher = await word_token_id(session_id)
+    change = (
+        {"revoked": True} if lapse == "revoked" else {"expires_at": timezone.now() - timedelta(seconds=1)}
     )
-    await asyncio.sleep(0.05)
-    denied.set_exception(ProtocolError("E1003", "update-ooxml"))
-    with pytest.raises(ProtocolError):
-        await storing
+    await sync_to_async(SessionToken.objects.filter(pk=publisher).update)(**change)
+    with pytest.raises(AccessDenied) as refused:
+        await UpdateQueue().convert_and_store(session_id, flat_opc("Theirs"), "ooxml", publisher)
+    assert refused.value.code == "E1003"
     stored = await stored_session(session_id)
     assert (stored.version, stored.html) == (0, "")
+    assert await sync_to_async(stored.revisions.count)() == 0
 
 
-async def test_no_waiting_update_is_dropped_for_one_whose_check_then_fails(session_id):
+async def test_a_token_revoked_while_its_update_converts_stores_nothing(session_id, monkeypatch):
+    publisher = await word_token_id(session_id)
+    pool = conversion_pool()
+    convert = pool.convert
+
+    async def revoked_meanwhile(*arguments):
+        converted = await convert(*arguments)
+        await revoke(publisher)
+        return converted
+
+    monkeypatch.setattr(pool, "convert", revoked_meanwhile)
+    with pytest.raises(AccessDenied):
+        await UpdateQueue().convert_and_store(session_id, flat_opc("Late"), "ooxml", publisher)
+    assert (await stored_session(session_id)).version == 0
+
+
+async def test_a_refused_token_hears_of_its_token_not_its_document(session_id):
+    publisher = await word_token_id(session_id)
+    await revoke(publisher)
+    with pytest.raises(AccessDenied):
+        await UpdateQueue().convert_and_store(session_id, "<not a package", "ooxml", publisher)
+
+
+async def test_an_unchecked_update_of_an_ended_session_is_e1006(session_id):
+    publisher = await word_token_id(session_id)
+    await sync_to_async(CollabSession.objects.filter(pk=session_id).update)(status="ended")
+    with pytest.raises(SessionUnavailable):
+        await UpdateQueue().convert_and_store(session_id, flat_opc("Late"), "ooxml", publisher)
+
+
+async def test_no_waiting_update_is_dropped_for_one_whose_token_is_refused(session_id):
     queue = UpdateQueue()
-    denied = asyncio.get_running_loop().create_future()
+    publisher = await word_token_id(session_id)
+    other, _ = await sync_to_async(do_issue_token)(await stored_session(session_id), "word")
+    await revoke(other.pk)
     # In one turn of the loop: the first update waits (its conversion has not begun) when the
-    # second, unchecked, arrives; the second must not replace it before its check has passed.
-    waiting = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("Kept"), "ooxml"))
-    refused = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("Refused"), "ooxml", denied))
-    await asyncio.sleep(0)
-    denied.set_exception(ProtocolError("E1003", "update-ooxml"))
-    assert await waiting == 1
-    with pytest.raises(ProtocolError):
+    # second, from a revoked token, arrives; it must not replace the first.
+    waiting = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("Kept"), "ooxml", publisher))
+    refused = asyncio.ensure_future(
+        queue.convert_and_store(session_id, flat_opc("Refused"), "ooxml", other.pk)
+    )
+    with pytest.raises(AccessDenied):
         await refused
+    assert await waiting == 1
     assert (await stored_session(session_id)).html == "<p>Kept</p>"
 
 
-async def test_the_latest_update_still_wins_when_its_check_passes(session_id):
+async def test_a_replaced_update_of_a_revoked_token_is_still_refused(session_id):
     queue = UpdateQueue()
-    allowed = asyncio.get_running_loop().create_future()
+    publisher = await word_token_id(session_id)
+    first = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("First"), "ooxml"))
+    await asyncio.sleep(0)  # converting
+    replaced = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("Old"), "ooxml", publisher))
+    await asyncio.sleep(0)  # waiting behind the first
+    await revoke(publisher)
+    newer = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("New"), "ooxml"))
+    assert await first == 1
+    assert await newer == 2
+    with pytest.raises(AccessDenied):
+        await replaced  # replaced unconverted, and its sender told of its token
+    assert (await stored_session(session_id)).html == "<p>New</p>"
+
+
+async def test_the_latest_update_still_wins_when_its_token_is_usable(session_id):
+    queue = UpdateQueue()
+    publisher = await word_token_id(session_id)
     older = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("Old"), "ooxml"))
-    newer = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("New"), "ooxml", allowed))
-    await asyncio.sleep(0)
-    allowed.set_result(None)
+    newer = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("New"), "ooxml", publisher))
     # The older one is replaced if it still waited when the check passed, else stored first.
     outcome = await older
     assert await newer == (1 if outcome is SUPERSEDED else 2)
