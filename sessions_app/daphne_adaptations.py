@@ -35,6 +35,9 @@
 - **WebSocket handshakes at once.** A connection whose first bytes are plainly a WebSocket
   handshake goes straight to daphne's WebSocket protocol (websocket_upgrade.py), without
   Twisted parsing it first and daphne writing it out again for autobahn to parse.
+- **Writes at once.** Twisted sends what a connection is written on a later turn of the loop,
+  registering the socket for it and unregistering it each time; a write with nothing waiting
+  before it goes to the kernel at once instead (tcp_writes.py), as with asyncio's transports.
 - **HTTP limits.** Twisted would write any request body to a temporary file and daphne copy
   all of it onto the application queue before Django could refuse it. Each HTTP/1.1
   connection now answers 413 as soon as a body's declared length, or the running total of a
@@ -77,6 +80,7 @@ from .protocol import (
     session_closed_message,
     too_large_text,
 )
+from .tcp_writes import write_at_once
 from .websocket_upgrade import hand_over, websocket_target
 
 DENIAL_RESPONSE = "websocket.http.response"  # the ASGI extension's name in a scope
@@ -118,6 +122,7 @@ def install():
         from daphne.http_protocol import HTTPFactory, WebRequest
         from daphne.server import Server
         from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+        from twisted.internet import tcp
         from twisted.web import http
     except ImportError:  # not running under daphne
         return
@@ -136,6 +141,8 @@ def install():
         "HTTPFactory.acceptableProtocols": HTTPFactory,
         "WebRequest.handleContentChunk": WebRequest,
         "http._GenericHTTPChannelProtocol": http,
+        "Connection.write": tcp.Connection,
+        "Connection.writeSomeData": tcp.Connection,
         **{f"HTTPChannel.{name}": http.HTTPChannel for name in BoundedHTTPChannel.REPLACED},
     }
     missing = [name for name, owner in replaced.items() if not hasattr(owner, name.rsplit(".", 1)[1])]
@@ -152,6 +159,7 @@ def install():
     offer_denial_responses(Server, WebSocketProtocol, twisted_websocket.ConnectionDeny)
     apply_http_limits(http, HTTPFactory, WebRequest)
     skip_twisted_form_parsing(http, WebRequest)
+    write_at_once(tcp.Connection)
     Server.collab_adaptations_installed = True
 
 

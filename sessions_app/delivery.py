@@ -19,6 +19,7 @@ from .protocol import (
     refusal_frames,
     session_closed_message,
 )
+from .tcp_writes import pending_write_bytes
 
 # How often a socket holding back a document checks whether its buffer has drained.
 DRAIN_POLL_SECONDS = 0.2
@@ -46,58 +47,13 @@ class OutgoingFrame:
         return self._prepared
 
 
-def pending_write_bytes(transport):
-    """Bytes handed to a Twisted transport that the kernel has not taken yet."""
-    # TLS and policy wrappers keep the TCP transport underneath.
-    while transport is not None and not hasattr(transport, "dataBuffer"):
-        transport = getattr(transport, "transport", None)
-    if transport is None:
-        return 0
-    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-
-
 def write_frame(protocol, frame):
-    """Write a prepared frame to an open autobahn socket: to the kernel at once when nothing waits."""
+    """Write a prepared frame to an open autobahn socket (to the kernel at once when nothing waits)."""
     if protocol._perMessageCompress is not None or protocol.send_queue:
         protocol.sendPreparedMessage(frame.prepared)
         return
     # What sendPreparedMessage does, without the debug line autobahn formats on every write.
-    data = frame.prepared.payloadHybi
-    transport = protocol.transport
-    sent = send_now(transport, data) if is_idle_tcp(transport) else 0
-    if sent < len(data):
-        transport.write(data[sent:] if sent else data)
-
-
-def is_idle_tcp(transport):
-    """Whether this is a plain TCP connection, open, with nothing waiting to be sent."""
-    from twisted.internet.tcp import Connection
-
-    return (
-        isinstance(transport, Connection)
-        and transport.connected
-        and not transport.disconnecting
-        and pending_write_bytes(transport) == 0
-    )
-
-
-def send_now(transport, data):
-    """Send what the kernel takes now; the number of bytes sent.
-
-    Twisted never sends from write(): it registers the socket with the event loop and sends on
-    a later turn, which for one broadcast to a thousand sockets costs as much again as the
-    sends themselves. With nothing waiting before it, a frame can go to the kernel straight
-    away, as asyncio's own transports do; the rest, if any, is written the usual way.
-    """
-    view = memoryview(data)
-    sent = 0
-    while sent < len(data):
-        count = transport.writeSomeData(view[sent:])
-        if not isinstance(count, int) or count <= 0:
-            # Full (0), or the connection is lost: the usual write finds out and closes it.
-            break
-        sent += count
-    return sent
+    protocol.transport.write(frame.prepared.payloadHybi)
 
 
 class DirectSocket:
