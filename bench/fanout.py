@@ -81,15 +81,25 @@ def html_document(pages, marker="", edited=None):
 
 
 class Daphne:
-    """One or more daphne processes of the checkout `code` on a fresh SQLite database.
+    """One or more daphne processes of the checkout `code` on a fresh database.
 
     Each is started as a deployer types it, `daphne -b 127.0.0.1 -p PORT collab.asgi:application`:
     no listen backlog or other flag is given (collab raises Twisted's backlog of 50 itself).
+    The database is a new SQLite file, or with `postgres` (a server's URL, as
+    postgres://user@host:port/db) a new database made on that server and dropped at the end.
     """
 
-    def __init__(self, name, processes=1, redis=False, code=ROOT):
+    def __init__(self, name, processes=1, redis=False, code=ROOT, postgres=None):
         self.name = name
-        self.database = f"sqlite:///{tempfile.mkdtemp(prefix='fanout-bench-')}/db.sqlite3"
+        self.dropped = None
+        if postgres:
+            server, _, _ = postgres.rpartition("/")
+            database = f"fanout_bench_{secrets.token_hex(4)}"
+            psql(postgres, f"CREATE DATABASE {database}")
+            self.database = f"{server}/{database}"
+            self.dropped = (postgres, database)
+        else:
+            self.database = f"sqlite:///{tempfile.mkdtemp(prefix='fanout-bench-')}/db.sqlite3"
         migrate_env = child_env({"DATABASE_URL": self.database})
         run_manage(migrate_env, "migrate", "--no-input", timeout=300, code=code)
         env = {"DATABASE_URL": self.database, **SERVER_ENV}
@@ -105,6 +115,13 @@ class Daphne:
     def stop(self):
         for server in self.servers:
             server.stop()
+        if self.dropped:
+            postgres, database = self.dropped
+            psql(postgres, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def psql(url, command):
+    subprocess.run(["psql", url, "-qc", command], check=True, capture_output=True, timeout=60)
 
 
 class Baseline:
@@ -141,11 +158,12 @@ class Baseline:
         self.process.wait(10)
 
 
-def make_targets(names, code=ROOT):
+def make_targets(names, code=ROOT, postgres=None):
+    on = {"code": code, "postgres": postgres}
     makers = {
-        "memory": lambda: Daphne("daphne, in-memory layer, 1 process", code=code),
-        "redis-1": lambda: Daphne("daphne, Redis layer, 1 process", redis=True, code=code),
-        "redis-2": lambda: Daphne("daphne, Redis layer, 2 processes", processes=2, redis=True, code=code),
+        "memory": lambda: Daphne("daphne, in-memory layer, 1 process", **on),
+        "redis-1": lambda: Daphne("daphne, Redis layer, 1 process", redis=True, **on),
+        "redis-2": lambda: Daphne("daphne, Redis layer, 2 processes", processes=2, redis=True, **on),
         "baseline": Baseline,
     }
     return [(name, makers[name]) for name in names]
@@ -492,6 +510,11 @@ def main():
     parser.add_argument(
         "--code", type=Path, default=ROOT, help="serve collab from this checkout (to compare two trees)"
     )
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="store on a new database of this PostgreSQL server (postgres://user@host/db), not SQLite",
+    )
     args = parser.parse_args()
     files = raise_file_limit()
 
@@ -503,8 +526,8 @@ def main():
     storm_counts = [100] if args.quick else fitting(int(n) for n in args.storm_viewers.split(","))
     updates = {1: 10, 100: 10} if args.quick else {1: 100, 100: 50, 1000: 30, 5000: 10}
     print(f"Machine: {machine()}; open files limit {files}")
-    targets = make_targets(args.targets.split(","), code=args.code.resolve())
-    print(f"collab from {args.code.resolve()}")
+    targets = make_targets(args.targets.split(","), code=args.code.resolve(), postgres=args.postgres)
+    print(f"collab from {args.code.resolve()}, on {'PostgreSQL' if args.postgres else 'SQLite'}")
     results = {}
     for name, make in targets:
         print(f"\n== {name}", flush=True)

@@ -7,11 +7,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from conversion import ConversionError
+from conversion import ConversionError, Converted
 from sessions_app.access import AccessDenied
 from sessions_app.models import CollabSession, SessionToken
 from sessions_app.publishing import SUPERSEDED, UpdateQueue, conversion_pool
-from sessions_app.services import SessionUnavailable, do_create_session, do_issue_token
+from sessions_app.services import SessionUnavailable, do_create_session, do_issue_token, store_document
 from tests.documents import flat_opc
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,6 +90,17 @@ async def test_revisions_are_capped_by_their_bytes_and_the_newest_stays(session_
     await queue.convert_and_store(session_id, flat_opc("One more " + "word " * 200), "ooxml")
     versions = await sync_to_async(list)(stored.revisions.values_list("version", flat=True))
     assert list(versions) == [5]  # over the budget alone, the newest is still kept
+
+
+async def test_a_stored_version_is_read_back_whole(session_id):
+    converted = Converted("<p>Kept</p>", ["a warning", "ünïcode"], 1234, 11, 0.0424)
+    version, stored_at = await sync_to_async(store_document)(session_id, converted)
+    session = await stored_session(session_id)
+    revision = await sync_to_async(session.revisions.get)(version=version)
+    assert (session.version, session.html, session.updated_at) == (1, "<p>Kept</p>", stored_at)
+    assert (revision.html, revision.created_at) == ("<p>Kept</p>", stored_at)
+    assert revision.warnings == ["a warning", "ünïcode"]
+    assert (revision.input_bytes, revision.html_bytes, revision.conversion_ms) == (1234, 11, 42)
 
 
 # The sender's token, checked where its update is stored
