@@ -42,10 +42,14 @@ _WORKER_RECURSION_LIMIT = 20_000
 _KEPT_OWNERS = 10_000  # owners a worker is remembered to keep, at most
 # What a worker is asked to do: convert a payload to HTML, or make a .docx of HTML.
 _CONVERT, _HTML_TO_DOCX = "convert", "html-docx"
-# An HTML payload up to this long is sanitised in a thread of the caller's process: nh3 and
-# the scan before it take well under a millisecond there, less than the hand-over to a worker
-# and back, and neither can run away (scan_html bounds the nesting and the elements first).
+# An HTML payload up to this long, building at most this many elements, is sanitised in a
+# thread of the caller's process: for a document's HTML (a few thousand elements) the scan and
+# nh3 take well under a millisecond there, less than the hand-over to a worker and back. The
+# HTML rules let a few kilobytes build millions of elements (formatting left open is repeated
+# in every paragraph: 64 KB can sanitise to 9 MB in 0.7 s), so the scan stops at the element
+# bound, within milliseconds, and such a payload, or one refused, goes to a worker after all.
 IN_PROCESS_HTML_CHARS = 64 * 1024
+IN_PROCESS_HTML_ELEMENTS = 10_000
 
 
 class ConversionPool:
@@ -86,13 +90,18 @@ class ConversionPool:
     async def convert(self, content: str, payload_type: str, owner: Any = None) -> Converted:
         """Convert in a worker process; raises ConversionError, also on timeout or a dead worker.
 
+        A small HTML payload is sanitised in a thread of this process instead, unless it builds
+        too many elements (IN_PROCESS_HTML_CHARS, IN_PROCESS_HTML_ELEMENTS) or is refused.
+
         ``owner`` says whose update it is (a session id): the pool shares its workers fairly
         between owners. Jobs without one count as one owner.
         """
-        if sanitised_here(content, payload_type):
-            if self._closed:
-                raise ConversionError(CLOSED)
-            return await asyncio.to_thread(_sanitise_here, content, self.limits)
+        if self._closed:
+            raise ConversionError(CLOSED)
+        if could_sanitise_here(content, payload_type):
+            converted = await asyncio.to_thread(_sanitise_here, content, self.limits)
+            if converted is not None:
+                return converted
         return await self._submit(_Job(owner, _CONVERT, (content, payload_type), next(self._arrivals)))
 
     async def html_to_docx(
@@ -326,8 +335,8 @@ class _Worker:
         self.connection.close()
 
 
-def sanitised_here(content: Any, payload_type: Any) -> bool:
-    """Whether a payload is HTML short enough to be sanitised in the caller's process."""
+def could_sanitise_here(content: Any, payload_type: Any) -> bool:
+    """Whether a payload is HTML short enough to try sanitising in the caller's process."""
     return (
         isinstance(payload_type, str)
         and payload_type.strip().lower() == "html"
@@ -336,14 +345,16 @@ def sanitised_here(content: Any, payload_type: Any) -> bool:
     )
 
 
-def _sanitise_here(content: str | bytes, limits: Limits) -> Converted:
+def _sanitise_here(content: str | bytes, limits: Limits) -> Converted | None:
+    """The payload sanitised, or None when a worker must: too many elements, or refused.
+
+    A refusal comes from the worker, which checks against the limits themselves and words it.
+    """
+    bounded = replace(limits, max_html_elements=min(limits.max_html_elements, IN_PROCESS_HTML_ELEMENTS))
     try:
-        return convert_payload(content, "html", limits)
-    except ConversionError:
-        raise
-    except Exception as error:
-        # As from a worker: the client gets no internals.
-        raise ConversionError("document could not be converted") from error
+        return convert_payload(content, "html", bounded)
+    except Exception:
+        return None
 
 
 def worker_main(connection: Connection) -> None:

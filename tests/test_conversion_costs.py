@@ -29,6 +29,7 @@ from sessions_app import publishing
 from sessions_app.models import CollabSession
 from sessions_app.publishing import UpdateQueue
 from sessions_app.services import do_create_session
+from tests import documents
 from tests.documents import corpus_file, store_version
 from tests.sockets import join, receive, send
 from tests.test_api import DOCX, assert_error, bearer
@@ -423,7 +424,7 @@ async def test_two_sessions_with_stuck_conversions_do_not_hold_a_third_back():
         second = asyncio.ensure_future(pool.convert(slow, "docx", owner="second"))
         pids = await _hang_when_busy(pool, 2)
         started = time.monotonic()
-        plain = await pool.convert("<p>plain update</p>", "html", owner="third")
+        plain = await pool.convert(documents.flat_opc("plain update"), "ooxml", owner="third")
         # Before, it waited for a worker until the 40 s timeout.
         assert plain.html == "<p>plain update</p>"
         assert time.monotonic() - started < 15
@@ -455,15 +456,15 @@ async def test_the_session_that_used_the_workers_least_goes_first():
     pool = ConversionPool(workers=1, limits=Limits(timeout_seconds=40), share_seconds=30)
     pids = []
     try:
-        await pool.convert("<p>warm up</p>", "html", owner="busy")
+        await pool.convert(documents.flat_opc("warm up"), "ooxml", owner="busy")
         for _ in range(3):
-            await pool.convert("<p>more</p>", "html", owner="busy")
+            await pool.convert(documents.flat_opc("more"), "ooxml", owner="busy")
         holder = asyncio.ensure_future(pool.convert(_slow_document(), "docx", owner="holder"))
         pids = await _hang_when_busy(pool, 1)
         order = []
 
         async def convert(owner):
-            await pool.convert(f"<p>{owner}</p>", "html", owner=owner)
+            await pool.convert(documents.flat_opc(owner), "ooxml", owner=owner)
             order.append(owner)
 
         # "busy" asks first but has used the worker lately; "fresh" has not.
@@ -504,7 +505,7 @@ async def test_a_plain_update_is_stored_promptly_while_two_sessions_convert_slow
     pids = await _hang_when_busy(shared_pool(), 2)
     try:
         started = time.monotonic()
-        version = await queue.convert_and_store(sessions[2], "<p>plain</p>", "html")
+        version = await queue.convert_and_store(sessions[2], documents.flat_opc("plain"), "ooxml")
         assert version == 1
         assert time.monotonic() - started < 15
         stored = await sync_to_async(CollabSession.objects.get)(pk=sessions[2])

@@ -25,6 +25,7 @@ from conversion.html_docx import first_heading, html_to_docx
 from conversion.html_scan import TEMPLATE_REFUSED
 from conversion.sanitise import sanitise_html_for_word
 from conversion.sanitised_html import END, START, TEXT, tokens
+from tests import documents
 
 W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
@@ -803,7 +804,7 @@ async def test_a_long_html_to_docx_does_not_stall_other_sessions(pool):
     job = asyncio.ensure_future(pool.html_to_docx(big, PROPERTIES, owner="big"))
     served = 0
     while not job.done():
-        small = await pool.convert(f"<p>small update {served}</p>", "html", owner="other")
+        small = await pool.convert(documents.flat_opc(f"small update {served}"), "ooxml", owner="other")
         assert small.html == f"<p>small update {served}</p>"
         served += 1
         await asyncio.sleep(0.1)
@@ -815,12 +816,12 @@ async def test_a_long_html_to_docx_does_not_stall_other_sessions(pool):
 async def test_a_long_html_to_docx_makes_way_for_another_session_on_one_worker():
     pool = ConversionPool(workers=1, share_seconds=0.5)
     try:
-        await pool.convert("<p>warm up</p>", "html")
+        await pool.convert(documents.flat_opc("warm up"), "ooxml")
         big = asyncio.ensure_future(
             pool.html_to_docx("<p>some <b>words</b> here</p>" * 200_000, PROPERTIES, owner="big")
         )
         await asyncio.sleep(0.2)  # the big one has the worker
-        small = await pool.convert("<p>small</p>", "html", owner="other")
+        small = await pool.convert(documents.flat_opc("small"), "ooxml", owner="other")
         assert small.html == "<p>small</p>"
         with pytest.raises(ConversionError) as refused:
             await big
