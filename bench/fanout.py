@@ -500,6 +500,19 @@ def raise_file_limit():
     return hard
 
 
+def attempt(label, scenario):
+    """Run one scenario; its result, or None when it failed (said so), so that the others still run.
+
+    A server that drops handshakes (a full backlog, daphne's handshake timeout) fails a storm:
+    those viewers would have had to come back.
+    """
+    try:
+        return asyncio.run(scenario)
+    except (TimeoutError, OSError, RuntimeError, InvalidHandshake) as error:
+        print(f"{label}: failed ({error!r})", flush=True)
+        return None
+
+
 def main():
     parser = argparse.ArgumentParser(description="Fan-out benchmarks")
     parser.add_argument("scenarios", nargs="*", default=["latency", "bytes", "storm", "memory", "browser"])
@@ -535,10 +548,10 @@ def main():
         try:
             if "latency" in args.scenarios:
                 for count in counts:
-                    try:
-                        result = asyncio.run(measure_latency(target, count, updates[count], pages=5))
-                    except (TimeoutError, OSError, RuntimeError) as error:
-                        print(f"latency N={count}: failed ({error!r})", flush=True)
+                    result = attempt(
+                        f"latency N={count}", measure_latency(target, count, updates[count], pages=5)
+                    )
+                    if result is None:
                         continue
                     results["latency", name, count] = result
                     print(
@@ -548,21 +561,19 @@ def main():
                     )
                 if len(target.ws_urls) > 1 and 1 in counts:
                     # The fixed cost as a viewer on another process than Word's sees it.
-                    result = asyncio.run(measure_latency(target, 1, updates[1], pages=5, elsewhere=True))
-                    results["latency", name, "1, elsewhere"] = result
-                    print(f"latency N=1 on another process: p50 {result['p50']:.1f} ms", flush=True)
+                    label = "latency N=1 on another process"
+                    result = attempt(label, measure_latency(target, 1, updates[1], pages=5, elsewhere=True))
+                    if result is not None:
+                        results["latency", name, "1, elsewhere"] = result
+                        print(f"{label}: p50 {result['p50']:.1f} ms", flush=True)
             if "bytes" in args.scenarios and name in ("memory", "baseline"):
                 result = asyncio.run(measure_bytes(target))
                 results["bytes", name] = result
                 print(f"bytes: {result}", flush=True)
             if "storm" in args.scenarios:
                 for count in storm_counts:
-                    try:
-                        result = asyncio.run(measure_storm(target, count, pages=20))
-                    except (TimeoutError, OSError, RuntimeError, InvalidHandshake) as error:
-                        # A server that drops handshakes (a full backlog, daphne's handshake timeout)
-                        # fails the storm: the viewers would have to come back.
-                        print(f"storm N={count}: failed ({error!r})", flush=True)
+                    result = attempt(f"storm N={count}", measure_storm(target, count, pages=20))
+                    if result is None:
                         continue
                     results["storm", name, count] = result
                     print(

@@ -18,7 +18,7 @@ from conversion import ConversionError, ConversionPool, Limits
 from .access import AccessDenied, refusal_for_socket
 from .hub import document_frames, hubs
 from .protocol import published_at_text
-from .services import broadcast_html, prune_revisions, store_document
+from .services import broadcast, html_notice, prune_revisions, store_document
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class UpdateQueue:
         # other processes read it once.
         document_frames.hold(session_id, version, converted.html, published_at_text(stored_at))
         await hubs.deliver_here(session_id, version)
-        await broadcast_html(session_id, version)
+        await broadcast(session_id, html_notice(version))
         try:
             await database_sync_to_async(prune_revisions)(session_id, version)
         except Exception:

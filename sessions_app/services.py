@@ -38,17 +38,23 @@ def session_group(session_id):
     return f"collab.session.{session_id}"
 
 
+def html_notice(version):
+    """The group message that tells a session's sockets that `version` is stored."""
+    return {"type": "session.html", "version": version}
+
+
+async def broadcast(session_id, message):
+    """Tell every socket of the session (from the event loop); a failure is logged, not raised."""
+    try:
+        await get_channel_layer().group_send(session_group(session_id), message)
+    except Exception:
+        # The database holds the change; sockets catch up on their next get-html or reconnect.
+        log.exception("broadcast of %s to session %s failed", message["type"], session_id)
+
+
 def broadcast_on_commit(session_id, message):
-    """Tell every socket of the session, once the current transaction is committed."""
-
-    def send():
-        try:
-            async_to_sync(get_channel_layer().group_send)(session_group(session_id), message)
-        except Exception:
-            # The database holds the change; sockets catch up on their next get-html or reconnect.
-            log.exception("broadcast of %s to session %s failed", message["type"], session_id)
-
-    transaction.on_commit(send)
+    """broadcast, once the current transaction is committed."""
+    transaction.on_commit(lambda: async_to_sync(broadcast)(session_id, message))
 
 
 def do_create_session(title=""):
@@ -126,7 +132,7 @@ def do_publish_document(session_id, converted):
     with transaction.atomic():
         version, _ = store_document(session_id, converted)
         prune_revisions(session_id, version)
-        broadcast_on_commit(session_id, {"type": "session.html", "version": version})
+        broadcast_on_commit(session_id, html_notice(version))
     return version
 
 
@@ -136,7 +142,7 @@ def store_document(session_id, converted, publisher=None):
     `publisher` is the id of the token whose socket sent the update, checked in the same
     statement that takes the version: AccessDenied (E1003) if it may no longer publish. The
     update queue calls this, holds the HTML in its process's document cache, tells the sockets
-    itself (broadcast_html) so that its own hub never reads back what it just wrote, and
+    itself (broadcast, html_notice) so that its own hub never reads back what it just wrote, and
     prunes the revisions after that (prune_revisions).
     """
     now = timezone.now()
@@ -223,17 +229,6 @@ def store_in_one_statement(session_id, html, now, publisher, revision):
         cursor.execute(sql, next_version_parameters(session_id, html, now, publisher) + values)
         row = cursor.fetchone()
     return row[0] if row is not None else None
-
-
-async def broadcast_html(session_id, version):
-    """Tell every socket of the session that `version` is stored (after the commit, from the event loop)."""
-    try:
-        await get_channel_layer().group_send(
-            session_group(session_id), {"type": "session.html", "version": version}
-        )
-    except Exception:
-        # The database holds the version; sockets catch up on their next get-html or reconnect.
-        log.exception("broadcast of version %s to session %s failed", version, session_id)
 
 
 def prune_revisions(session_id, newest):
