@@ -82,7 +82,7 @@ class UpdateQueue:
     def __init__(self):
         self._waiting = {}
         self._running = {}
-        self._announcing = set()
+        self._announcing = {}  # session id -> its latest announcement, which follows the one before
 
     async def convert_and_store(self, session_id, content, payload_type, publisher=None):
         """Convert and store an update; the new version, or SUPERSEDED if a newer update replaced it.
@@ -137,12 +137,18 @@ class UpdateQueue:
         await hubs.deliver_here(session_id, version)
         # The session's next update converts meanwhile: it need not wait for the channel
         # layer's round trip or the pruning (about a millisecond on Redis).
-        announcing = asyncio.ensure_future(self._announce(session_id, version, job.future))
-        self._announcing.add(announcing)
-        announcing.add_done_callback(self._announcing.discard)
+        previous = self._announcing.get(session_id)
+        announcing = asyncio.ensure_future(self._announce(session_id, version, job.future, previous))
+        self._announcing[session_id] = announcing
+        announcing.add_done_callback(lambda done: self._announced(session_id, done))
 
-    async def _announce(self, session_id, version, future):
-        """Tell the group of a stored version, trim the session's revisions, then answer its sender."""
+    async def _announce(self, session_id, version, future, previous=None):
+        """Tell the group of a stored version, trim the session's revisions, then answer its sender.
+
+        After the session's previous announcement: groups and senders hear of versions in order.
+        """
+        if previous is not None:
+            await asyncio.wait({previous})
         await broadcast(session_id, html_notice(version))
         try:
             await database_sync_to_async(prune_revisions)(session_id, version)
@@ -151,6 +157,10 @@ class UpdateQueue:
             log.warning("revisions of session %s not pruned", session_id, exc_info=True)
         if not future.done():
             future.set_result(version)
+
+    def _announced(self, session_id, announcement):
+        if self._announcing.get(session_id) is announcement:
+            del self._announcing[session_id]
 
 
 async def check_publisher(token_id):

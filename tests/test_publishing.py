@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from conversion import ConversionError, Converted
+from sessions_app import publishing
 from sessions_app.access import AccessDenied
 from sessions_app.models import CollabSession, SessionToken
 from sessions_app.publishing import SUPERSEDED, UpdateQueue, conversion_pool
@@ -101,6 +102,27 @@ async def test_a_stored_version_is_read_back_whole(session_id):
     assert (revision.html, revision.created_at) == ("<p>Kept</p>", stored_at)
     assert revision.warnings == ["a warning", "ünïcode"]
     assert (revision.input_bytes, revision.html_bytes, revision.conversion_ms) == (1234, 11, 42)
+
+
+async def test_senders_and_the_group_hear_of_versions_in_order(session_id, monkeypatch):
+    told = []
+    real = publishing.broadcast
+
+    async def slow_for_the_first(session_id, message):
+        if message["version"] == 1:
+            await asyncio.sleep(0.3)  # the channel layer is slow to take version 1
+        told.append(message["version"])
+        await real(session_id, message)
+
+    monkeypatch.setattr(publishing, "broadcast", slow_for_the_first)
+    queue = UpdateQueue()
+    first = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("First"), "ooxml"))
+    while (await stored_session(session_id)).version < 1:
+        await asyncio.sleep(0.01)
+    # Stored while version 1 is still being announced: it is answered after it, not before.
+    assert await queue.convert_and_store(session_id, flat_opc("Second"), "ooxml") == 2
+    assert first.done() and first.result() == 1
+    assert told == [1, 2]
 
 
 # The sender's token, checked where its update is stored
