@@ -44,7 +44,7 @@ def convert_payload(
     started = time.perf_counter()
     if not isinstance(content, str | bytes):
         raise ConversionError("content must be text")
-    kind = payload_type.strip().lower() if isinstance(payload_type, str) else ""
+    kind = payload_kind(payload_type)
     if kind not in PAYLOAD_TYPES:
         raise ConversionError("unsupported payload type")
     # Measured in UTF-8 bytes, as received on the wire.
@@ -72,6 +72,11 @@ def convert_payload(
         reused_blocks=document.reused_blocks if document is not None else 0,
         document=document,
     )
+
+
+def payload_kind(payload_type: object) -> str:
+    """A PayloadType as the converter reads it: trimmed, in lower case ("" if it is no text)."""
+    return payload_type.strip().lower() if isinstance(payload_type, str) else ""
 
 
 def _utf8_length(content: str, limits: Limits) -> int:

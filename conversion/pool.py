@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .converting import convert_payload
+from .converting import convert_payload, payload_kind
 from .docx_package import check_properties
 from .errors import ConversionError
 from .html_docx import html_to_docx
@@ -338,8 +338,7 @@ class _Worker:
 def could_sanitise_here(content: Any, payload_type: Any) -> bool:
     """Whether a payload is HTML short enough to try sanitising in the caller's process."""
     return (
-        isinstance(payload_type, str)
-        and payload_type.strip().lower() == "html"
+        payload_kind(payload_type) == "html"
         and isinstance(content, str | bytes)
         and len(content) <= IN_PROCESS_HTML_CHARS
     )

@@ -205,13 +205,10 @@ def take_next_version(session_id, html, now, publisher=None):
     unrevoked, unexpired token of it. The row stays locked until the transaction ends. The
     HTML it replaces is never read.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            next_version_statement(publisher) + " RETURNING version",
-            next_version_parameters(session_id, html, now, publisher),
-        )
-        row = cursor.fetchone()
-    return row[0] if row is not None else None
+    return returned_version(
+        next_version_statement(publisher) + " RETURNING version",
+        next_version_parameters(session_id, html, now, publisher),
+    )
 
 
 def store_in_one_statement(session_id, html, now, publisher, revision):
@@ -225,8 +222,13 @@ def store_in_one_statement(session_id, html, now, publisher, revision):
         f" (session_id, version, html, {columns})"
         f" SELECT id, version, html, {', '.join(['%s'] * len(values))} FROM bumped RETURNING version"
     )
+    return returned_version(sql, next_version_parameters(session_id, html, now, publisher) + values)
+
+
+def returned_version(sql, parameters):
+    """The version a statement ending in RETURNING version gave, or None if it changed no row."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, next_version_parameters(session_id, html, now, publisher) + values)
+        cursor.execute(sql, parameters)
         row = cursor.fetchone()
     return row[0] if row is not None else None
 
@@ -247,12 +249,12 @@ def prune_revisions(session_id, newest):
     if not budget or (revisions.aggregate(total=Sum("html_bytes"))["total"] or 0) <= budget:
         return
     sizes = revisions.order_by("-version").values_list("version", "html_bytes")
-    total = None
-    for version, size in sizes:
-        if total is not None and total + size > budget:
+    total = 0
+    for index, (version, size) in enumerate(sizes):
+        total += size
+        if total > budget and index:  # the first, the newest stored, stays
             revisions.filter(version__lte=version).delete()
             return
-        total = (total or 0) + size
 
 
 def do_end_session(session_id, reason=ENDED_MESSAGE):

@@ -34,8 +34,7 @@ def is_idle(connection):
         and not connection.disconnecting
         and not connection._writeDisconnecting
         and not connection._writeDisconnected
-        and not connection._tempDataLen
-        and connection.offset == len(connection.dataBuffer)
+        and pending_write_bytes(connection) == 0
     )
 
 
