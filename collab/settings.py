@@ -269,6 +269,9 @@ COLLAB_SEND_BUFFER_BYTES = envint("COLLAB_SEND_BUFFER_BYTES", str(1024 * 1024))
 COLLAB_SLOW_VIEWER_SECONDS = envfloat("COLLAB_SLOW_VIEWER_SECONDS", "30")
 # Each process's cache of current documents and their encoded frames (sessions_app/hub.py).
 COLLAB_DOCUMENT_CACHE_BYTES = envint("COLLAB_DOCUMENT_CACHE_BYTES", str(256 * 1024 * 1024))
+# A version notice (sessions_app/version_notices.py) carries HTML up to this long to the other
+# processes, which then need not read it from the database; 0: never.
+COLLAB_NOTICE_HTML_BYTES = envint("COLLAB_NOTICE_HTML_BYTES", str(64 * 1024))
 # Versions with more top-level blocks than this get no html-patch: the full document goes.
 COLLAB_PATCH_MAX_BLOCKS = envint("COLLAB_PATCH_MAX_BLOCKS", "50000")
 COLLAB_MAX_REVISIONS = envint("COLLAB_MAX_REVISIONS", "200")

@@ -1,12 +1,13 @@
 """This process's side of each session: its current document framed once, and its sockets fed by one member.
 
-A broadcast in the channel layer carries only the new version number. It reaches a process
-once, however many of the session's viewers it serves: the session's hub, the one
-channel-layer member of that session here, reads the HTML from the database once, encodes
-each kind of frame once (full get-html per protocol, and the html-patch from the version
-before) and writes the same framed bytes to every Subscriber (delivery.py), instead of
-waking one consumer per viewer. Consumers join and leave their session's hub; the hub joins
-and leaves the channel-layer group.
+A new version reaches a process once, however many of the session's viewers it serves: the
+session's hub hears its notice (version_notices.py), takes the HTML the notice carried or
+reads it from the database once, encodes each kind of frame once (full get-html per
+protocol, and the html-patch from the version before) and writes the same framed bytes to
+every Subscriber (delivery.py), instead of waking one consumer per viewer. The hub is also
+the session's one channel-layer member here, for its other messages (presence, its end, a
+revoked token). Consumers join and leave their session's hub; the hub subscribes to the
+notices and joins the group, and leaves both with the session's last socket here.
 
 A hub also closes its sockets whose token lapses: one timer, set for the earliest token
 expiry among its subscribers, refuses each expired one (E1003, close code 4401) when it
@@ -29,6 +30,7 @@ from .models import CollabSession, Revision
 from .protocol import html_message, patch_message, presence_message, published_at_text
 from .redis_tasks import cancellable, stopping
 from .services import session_group
+from .version_notices import version_notices
 
 log = logging.getLogger(__name__)
 
@@ -268,6 +270,7 @@ class SessionHub:
     async def _start(self):
         self.channel = await self.layer.new_channel()
         await self.layer.group_add(self.group, self.channel)
+        await version_notices.subscribe(self.session_id, self)
         if not self.stopped:
             self.tasks = [asyncio.ensure_future(self._listen()), asyncio.ensure_future(self._renew())]
 
@@ -283,6 +286,9 @@ class SessionHub:
     async def _leave_group(self):
         with contextlib.suppress(Exception):
             await self.started
+        with contextlib.suppress(Exception):
+            await version_notices.unsubscribe(self.session_id, self)
+        with contextlib.suppress(Exception):
             await self.layer.group_discard(self.group, self.channel)
 
     async def _listen(self):
@@ -330,9 +336,7 @@ class SessionHub:
     async def handle(self, message):
         """Deliver one group message; the types are those services.py broadcasts."""
         kind = message["type"]
-        if kind == "session.html":
-            await self.deliver_html(message["version"])
-        elif kind == "session.presence":
+        if kind == "session.presence":
             await self.deliver_presence((message["viewers"], message["publishers"]))
         elif kind == "session.ended":
             document_frames.forget(self.session_id)
@@ -343,6 +347,16 @@ class SessionHub:
                 await subscriber.token_revoked(message["token_id"])
         else:
             log.warning("session %s: group message %r ignored", self.session_id, kind)
+
+    async def version_heard(self, version, html=None, published_at=None):
+        """A version notice (version_notices.py): keep the HTML if it came along, then deliver."""
+        if html is not None:
+            document_frames.hold(self.session_id, version, html, published_at)
+        await self.deliver_html(version)
+
+    async def notices_missed(self):
+        """The version notices' subscription was lost for a while: send what the database holds."""
+        await self.deliver_html(0, catching_up=True)
 
     async def current_document(self, subscriber, at_least=0, fresh=False):
         """(version, frame) of the newest stored document as this subscriber takes it, or None if gone."""
@@ -514,9 +528,9 @@ class SessionHubs:
                     await subscriber.token_refused("E1003")
 
     async def deliver_here(self, session_id, version):
-        """Send a version this process has just stored to its own sockets, before the group hears of it.
+        """Send a version this process has just stored to its own sockets, before other processes hear of it.
 
-        The group's message reaches this process's hub too, and finds them holding it.
+        This process skips its own notice of the version (version_notices.py).
         """
         hub = self._hubs.get(session_id)
         if hub is None or hub.loop is not asyncio.get_running_loop():

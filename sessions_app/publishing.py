@@ -18,7 +18,8 @@ from conversion import ConversionError, ConversionPool, Limits
 from .access import AccessDenied, refusal_for_socket
 from .hub import document_frames, hubs
 from .protocol import published_at_text
-from .services import broadcast, html_notice, prune_revisions, store_document
+from .services import prune_revisions, store_document
+from .version_notices import version_notices
 
 log = logging.getLogger(__name__)
 
@@ -131,25 +132,29 @@ class UpdateQueue:
             raise
         store = database_sync_to_async(store_document)
         version, stored_at = await store(session_id, converted, job.publisher)
-        # This process's sockets are served the HTML in hand, before the group hears of it;
-        # other processes read it once.
-        document_frames.hold(session_id, version, converted.html, published_at_text(stored_at))
+        # This process's sockets are served the HTML in hand, before other processes hear of
+        # it; the notice carries it to them too, unless it is long (then they read it once).
+        published_at = published_at_text(stored_at)
+        document_frames.hold(session_id, version, converted.html, published_at)
         await hubs.deliver_here(session_id, version)
-        # The session's next update converts meanwhile: it need not wait for the channel
-        # layer's round trip or the pruning (about a millisecond on Redis).
+        # The session's next update converts meanwhile: it need not wait for the notice's
+        # round trip to Redis or the pruning.
         previous = self._announcing.get(session_id)
-        announcing = asyncio.ensure_future(self._announce(session_id, version, job.future, previous))
+        notice = (version, converted.html, published_at)
+        announcing = asyncio.ensure_future(self._announce(session_id, notice, job.future, previous))
         self._announcing[session_id] = announcing
         announcing.add_done_callback(lambda done: self._announced(session_id, done))
 
-    async def _announce(self, session_id, version, future, previous=None):
-        """Tell the group of a stored version, trim the session's revisions, then answer its sender.
+    async def _announce(self, session_id, notice, future, previous=None):
+        """Tell other processes of a stored version, trim the session's revisions, then answer its sender.
 
-        After the session's previous announcement: groups and senders hear of versions in order.
+        `notice` is (version, html, published_at). After the session's previous announcement:
+        processes and senders hear of versions in order.
         """
         if previous is not None:
             await asyncio.wait({previous})
-        await broadcast(session_id, html_notice(version))
+        version = notice[0]
+        await version_notices.announce(session_id, *notice, served_here=True)
         try:
             await database_sync_to_async(prune_revisions)(session_id, version)
         except Exception:

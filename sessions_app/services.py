@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from .access import AccessDenied, refusal_for_socket
 from .models import CollabSession, IntegrationKey, LaunchFile, Revision, SessionToken
+from .protocol import published_at_text
+from .version_notices import version_notices
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,6 @@ class KeyRevoked(Exception):
 def session_group(session_id):
     """The channel-layer group every socket of a session joins."""
     return f"collab.session.{session_id}"
-
-
-def html_notice(version):
-    """The group message that tells a session's sockets that `version` is stored."""
-    return {"type": "session.html", "version": version}
 
 
 async def broadcast(session_id, message):
@@ -130,9 +127,10 @@ def do_issue_token(session, role, label="", expires_at=None, can_end_session=Non
 def do_publish_document(session_id, converted):
     """Store converted HTML as the session's next version, then tell its sockets; returns the version."""
     with transaction.atomic():
-        version, _ = store_document(session_id, converted)
+        version, stored_at = store_document(session_id, converted)
         prune_revisions(session_id, version)
-        broadcast_on_commit(session_id, html_notice(version))
+        notice = (version, converted.html, published_at_text(stored_at))
+        transaction.on_commit(lambda: async_to_sync(version_notices.announce)(session_id, *notice))
     return version
 
 
@@ -141,9 +139,9 @@ def store_document(session_id, converted, publisher=None):
 
     `publisher` is the id of the token whose socket sent the update, checked in the same
     statement that takes the version: AccessDenied (E1003) if it may no longer publish. The
-    update queue calls this, holds the HTML in its process's document cache, tells the sockets
-    itself (broadcast, html_notice) so that its own hub never reads back what it just wrote, and
-    prunes the revisions after that (prune_revisions).
+    update queue calls this, holds the HTML in its process's document cache, serves its own
+    sockets, then tells other processes (version_notices.py) and prunes the revisions
+    (prune_revisions).
     """
     now = timezone.now()
     revision = {

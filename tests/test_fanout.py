@@ -149,20 +149,25 @@ async def test_a_broadcast_to_many_viewers_is_encoded_once_and_not_read_back_by_
         await communicator.disconnect()
 
 
+@pytest.mark.parametrize(("notice_html_bytes", "reads"), [(64 * 1024, 0), (10, 1)])
 @consumer_test
-async def test_a_version_stored_elsewhere_is_read_once_for_many_viewers(session):
+async def test_a_version_stored_elsewhere_is_read_once_for_many_viewers(
+    session, settings, notice_html_bytes, reads
+):
+    """The version's notice carries its HTML, unless it is longer than COLLAB_NOTICE_HTML_BYTES."""
+    settings.COLLAB_NOTICE_HTML_BYTES = notice_html_bytes
     viewers = [await join(session) for _ in range(30)]
     for viewer in viewers:
         await receive(viewer, "init")
         await receive(viewer, "get-html")
-    reads = document_frames.reads
-    # As another process (or the REST API) stores it: the broadcast comes after its commit.
+    before = document_frames.reads
+    # As another process (or the REST API) stores it: the notice comes after its commit.
     converted = await conversion_pool().convert("<p>from elsewhere</p>", "html", session["id"])
     version = await database_sync_to_async(do_publish_document)(session["id"], converted)
     for viewer in viewers:
         message = await receive(viewer, "get-html")
         assert (message["Version"], message["Content"]) == (version, "<p>from elsewhere</p>")
-    assert document_frames.reads - reads == 1
+    assert document_frames.reads - before == reads
     for viewer in viewers:
         await viewer.disconnect()
 

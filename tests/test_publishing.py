@@ -104,17 +104,17 @@ async def test_a_stored_version_is_read_back_whole(session_id):
     assert (revision.input_bytes, revision.html_bytes, revision.conversion_ms) == (1234, 11, 42)
 
 
-async def test_senders_and_the_group_hear_of_versions_in_order(session_id, monkeypatch):
+async def test_senders_and_other_processes_hear_of_versions_in_order(session_id, monkeypatch):
     told = []
-    real = publishing.broadcast
+    real = publishing.version_notices.announce
 
-    async def slow_for_the_first(session_id, message):
-        if message["version"] == 1:
-            await asyncio.sleep(0.3)  # the channel layer is slow to take version 1
-        told.append(message["version"])
-        await real(session_id, message)
+    async def slow_for_the_first(session_id, version, *notice, **options):
+        if version == 1:
+            await asyncio.sleep(0.3)  # Redis is slow to take version 1's notice
+        told.append(version)
+        await real(session_id, version, *notice, **options)
 
-    monkeypatch.setattr(publishing, "broadcast", slow_for_the_first)
+    monkeypatch.setattr(publishing.version_notices, "announce", slow_for_the_first)
     queue = UpdateQueue()
     first = asyncio.ensure_future(queue.convert_and_store(session_id, flat_opc("First"), "ooxml"))
     while (await stored_session(session_id)).version < 1:
