@@ -158,8 +158,7 @@ def store_document(session_id, converted, publisher=None):
         with transaction.atomic():
             version = take_next_version(session_id, converted.html, now, publisher)
             if version is not None:
-                html = converted.html
-                Revision.objects.create(session_id=session_id, version=version, html=html, **revision)
+                insert_revision(session_id, version, converted.html, revision)
     if version is None:
         refusal = refusal_for_socket(publisher) if publisher is not None else None
         if refusal == "E1003":
@@ -211,9 +210,7 @@ def take_next_version(session_id, html, now, publisher=None):
 
 def store_in_one_statement(session_id, html, now, publisher, revision):
     """take_next_version and the revision's INSERT in one PostgreSQL statement; the version, or None."""
-    fields = {field.name: field for field in Revision._meta.concrete_fields}
-    columns = ", ".join(connection.ops.quote_name(fields[name].column) for name in revision)
-    values = [fields[name].get_db_prep_save(value, connection) for name, value in revision.items()]
+    columns, values = revision_columns(revision)
     sql = (
         f"WITH bumped AS ({next_version_statement(publisher)} RETURNING id, version, html)"  # noqa: S608
         f" INSERT INTO {connection.ops.quote_name(Revision._meta.db_table)}"
@@ -221,6 +218,25 @@ def store_in_one_statement(session_id, html, now, publisher, revision):
         f" SELECT id, version, html, {', '.join(['%s'] * len(values))} FROM bumped RETURNING version"
     )
     return returned_version(sql, next_version_parameters(session_id, html, now, publisher) + values)
+
+
+def insert_revision(session_id, version, html, revision):
+    """INSERT a version's revision row: the ORM's save costs as much again as the statement."""
+    columns, values = revision_columns(revision)
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(Revision._meta.db_table)}"  # noqa: S608
+        f" (session_id, version, html, {columns}) VALUES (%s, %s, %s, {', '.join(['%s'] * len(values))})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [session_id, version, html, *values])
+
+
+def revision_columns(revision):
+    """The quoted columns of a revision's fields (the `revision` dict's keys), and their values as stored."""
+    fields = {field.name: field for field in Revision._meta.concrete_fields}
+    columns = ", ".join(connection.ops.quote_name(fields[name].column) for name in revision)
+    values = [fields[name].get_db_prep_save(value, connection) for name, value in revision.items()]
+    return columns, values
 
 
 def returned_version(sql, parameters):
