@@ -94,11 +94,13 @@ async def test_a_notice_not_signed_by_this_deployment_is_dropped(processes, sett
     with caplog.at_level(logging.WARNING, "sessions_app.version_notices"):
         await client.publish(channel, forged)
         await client.publish(channel, b"x" * 40)  # not even a notice
+        await client.publish(channel, b"\xff" * 32 + b'{"origin":"\xff\xfe"}\n')
         await elsewhere.announce("s1", 8, HTML, PUBLISHED_AT)
         assert await hub.hears(1) == [(8, HTML, PUBLISHED_AT)]
     assert [r.message for r in caplog.records].count(
         f"version notice on {channel} dropped: not signed by this deployment, or malformed"
-    ) == 2
+    ) == 3
+    assert here.failures == 0
 
 
 async def test_a_lost_subscription_comes_back_and_its_hubs_catch_up(processes):
