@@ -31,8 +31,21 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 	@test -f .browser-packages/node_modules/tinymce/tinymce.min.js || npm install --prefix .browser-packages --no-save tinymce@5
 
+# Without PYTEST_ARGS, everything: first, on every core at once, the tests that share nothing
+# but the CPU (conversion, HTML, parsing) and two long ones that time nothing (the API's schema
+# fuzzing, `make run` in a fresh clone); then the others, with their servers, databases and
+# browsers, one after another.
+PARALLEL_TESTS := tests/test_conversion_*.py tests/test_html_docx.py tests/test_html_patch.py \
+	tests/test_word_markup.py tests/test_frame_parsing.py tests/test_fidelity_measure.py tests/test_samples.py \
+	tests/test_api_schema.py tests/test_make_run_fresh_clone.py
+
 test: install browser lint
+ifeq ($(strip $(PYTEST_ARGS)),)
+	$(PY) -m pytest -n auto $(PARALLEL_TESTS)
+	$(PY) -m pytest $(foreach tests,$(PARALLEL_TESTS),'--ignore-glob=$(tests)')
+else
 	$(PY) -m pytest $(PYTEST_ARGS)
+endif
 
 clean:
 	rm -rf $(VENV) .browser-packages db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .pytest_cache .ruff_cache
