@@ -28,7 +28,7 @@ from .delivery import OutgoingFrame
 from .html_patch import checksum, diff_blocks, split_blocks, utf16_lengths
 from .models import CollabSession, Revision
 from .protocol import html_message, patch_message, presence_message, published_at_text
-from .redis_tasks import cancellable, stopping
+from .redis_tasks import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS, cancellable, stopping
 from .services import session_group
 from .version_notices import version_notices
 
@@ -36,9 +36,6 @@ log = logging.getLogger(__name__)
 
 # channels' layers drop a group member after `group_expiry` (a day by default): renew well before.
 RENEW_MEMBERSHIP_SECONDS = 3600
-# After the channel layer fails (Redis restarted), rejoining is retried this often, up to the cap.
-RETRY_FIRST_SECONDS = 0.5
-RETRY_MAX_SECONDS = 5.0
 
 
 # A patch bigger than this share of the full frame is not worth it: the full document goes instead.

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 MAX_CONNECTIONS = 20
 RECANCEL_SECONDS = 0.1
+# After Redis fails (restarted), a session hub's group and the version notices' subscription
+# are tried again this often, doubling up to the cap.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 5.0
 
 
 class WaitingClient:

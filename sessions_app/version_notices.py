@@ -30,15 +30,12 @@ from collections import defaultdict, deque
 from django.conf import settings
 from django.utils.crypto import salted_hmac
 
-from .redis_tasks import WaitingClient, stopping
+from .redis_tasks import RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS, WaitingClient, stopping
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_SALT = "collab.version_notices"
 SIGNATURE_BYTES = 32  # SHA-256
-# After the subscription fails, connecting again is tried this often, up to the cap.
-RETRY_FIRST_SECONDS = 0.5
-RETRY_MAX_SECONDS = 5.0
 SUBSCRIBE_TIMEOUT_SECONDS = 10
 
 
@@ -80,7 +77,10 @@ def signature(body):
 def carried_html(html):
     """The HTML if a notice carries it (COLLAB_NOTICE_HTML_BYTES, 0 never), else None."""
     limit = settings.COLLAB_NOTICE_HTML_BYTES
-    if html is None or not limit or len(html) > limit or len(html.encode()) > limit:
+    if html is None or not limit or len(html) > limit:
+        return None
+    # Characters are bytes in ASCII: only other HTML is encoded to be measured (the notice encodes it).
+    if not html.isascii() and len(html.encode()) > limit:
         return None
     return html
 
