@@ -44,7 +44,9 @@
   chunked one, passes the limit of its request: COLLAB_MAX_MESSAGE_BYTES for a document
   upload, COLLAB_MAX_REQUEST_BYTES for anything else. A request line and headers must arrive
   within COLLAB_HTTP_HEADER_TIMEOUT (from the accept, or from the first byte of a kept-alive
-  connection's next request), else 408. A connection waiting for a request counts against
+  connection's next request), else 408; those deadlines share one reactor timer
+  (shared_deadlines.py), and Twisted's idle timeout starts with the first byte that is not a
+  handshake handed over at once. A connection waiting for a request counts against
   COLLAB_MAX_CONNECTIONS_PER_ADDRESS in its process (connection_limits.py); over it, 429 at
   once. HTTP/2 is not offered, so every request takes this path.
 
@@ -80,6 +82,7 @@ from .protocol import (
     session_closed_message,
     too_large_text,
 )
+from .shared_deadlines import deadlines_of
 from .tcp_writes import write_at_once
 from .websocket_upgrade import hand_over, websocket_target
 
@@ -443,12 +446,16 @@ class BoundedHTTPChannel:
     fresh = True  # no byte has arrived yet
     address = None
     counted = False
-    timer = None
+    timer = None  # the linger of a refused connection
     body_limit = body_left = linger_left = 0
     target = b""
 
     def connectionMade(self):
+        # Twisted's idle timeout starts with the first byte that is not a handshake handed
+        # over at once (dataReceived): until then the head's deadline holds.
+        idle_timeout, self.timeOut = self.timeOut, None
         super().connectionMade()
+        self.timeOut = idle_timeout
         self.address = waiting_http_connections.address_of(self.transport.getPeer())
         if not waiting_http_connections.admit(self.address):
             self.refuse(too_many_connections_answer(), self.request_limit)
@@ -469,6 +476,7 @@ class BoundedHTTPChannel:
             target = websocket_target(data)
             if target is not None and self.state == "head" and self.upgrade_at_once(data, target):
                 return
+            self.setTimeout(self.timeOut)
         super().dataReceived(data)
 
     def upgrade_at_once(self, data, target):
@@ -541,10 +549,9 @@ class BoundedHTTPChannel:
 
     def wait_for_head(self):
         self.state = "head"
-        self.timer = self.callLater(self.head_timeout, self.head_too_slow)
+        deadlines_of(self.head_timeout).set(self, self.head_too_slow)
 
     def head_too_slow(self):
-        self.timer = None
         self.refuse(head_too_slow_answer(), self.request_limit)
 
     def refuse(self, answer, linger_bytes):
@@ -563,6 +570,7 @@ class BoundedHTTPChannel:
         self.timer = self.callLater(LINGER_SECONDS, self.transport.abortConnection)
 
     def stop_timer(self):
+        deadlines_of(self.head_timeout).cancel(self)
         if self.timer is not None and self.timer.active():
             self.timer.cancel()
         self.timer = None
