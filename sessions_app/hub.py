@@ -258,6 +258,7 @@ class SessionHub:
         self.subscribers = {}  # subscriber -> None, in the order they joined
         self.channel = None
         self.counts = None  # the presence counts last heard
+        self._presence = (None, None)  # the last counts sent, and their frame
         self.tasks = []
         self.stopped = False
         self.expiry_timer = None  # fires at `expiry_due`, the earliest token expiry of the subscribers
@@ -415,13 +416,15 @@ class SessionHub:
         """Tell version 2 subscribers the session's counts, if they differ from what each was told."""
         if subscribers is None:
             self.counts = counts
-        frame = None
         for subscriber in subscribers or list(self.subscribers):
-            if not subscriber.takes_presence(counts):
-                continue
-            if frame is None:
-                frame = OutgoingFrame(presence_message(self.session_id, *counts))
-            await subscriber.send_presence(frame, counts)
+            if subscriber.takes_presence(counts):
+                await subscriber.send_presence(self.presence_frame(counts), counts)
+
+    def presence_frame(self, counts):
+        """The presence frame of `counts`, encoded once for every socket that joins while they hold."""
+        if self._presence[0] != counts:
+            self._presence = (counts, OutgoingFrame(presence_message(self.session_id, *counts)))
+        return self._presence[1]
 
     def watch_expiry(self, expires):
         """Make sure the expiry timer fires by `expires` (a POSIX timestamp; None: never)."""

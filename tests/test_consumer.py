@@ -6,10 +6,12 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from collab.asgi import application
+from sessions_app.hub import SessionHub
 from sessions_app.models import CollabSession, SessionToken
 from sessions_app.presence import PresenceAnnouncer
 from sessions_app.protocol import VIEWER_TOKEN_FOR_PUBLISHING, published_at_text
@@ -597,6 +599,27 @@ async def test_every_update_gets_one_answer_even_when_superseded(session):
         }
     assert await quiet(word)
     await word.disconnect()
+
+
+async def test_a_presence_frame_is_encoded_once_while_the_counts_hold(session):
+    hub = SessionHub(session["id"], get_channel_layer())
+    try:
+        await hub.started
+        first = hub.presence_frame((3, 1))
+        assert hub.presence_frame((3, 1)) is first
+        assert json.loads(first.text) == {
+            "SessionId": session["id"],
+            "Origin": "server",
+            "Action": "presence",
+            "Viewers": 3,
+            "Publishers": 1,
+            "Success": True,
+        }
+        changed = hub.presence_frame((4, 1))
+        assert changed is not first
+        assert json.loads(changed.text)["Viewers"] == 4
+    finally:
+        hub.stop()
 
 
 def test_presence_is_announced_less_often_the_larger_the_crowd():
