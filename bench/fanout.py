@@ -8,7 +8,9 @@ Scenarios (results go in docs/PERFORMANCE.md, "Fan-out"):
 
 - latency: a Word client sends a pre-converted update (`PayloadType: "html"`, so mammoth is
   not timed; nh3 sanitising and the database write are) and we time until the last of N
-  viewers holds it; p50 and p99 over many updates.
+  viewers holds it; p50 and p99 over many updates, each sent as soon as the one before is
+  held, or (`--gap MS`) that long after it: the Word add-in sends 100 ms after a selection
+  change at the soonest.
 - bytes: bytes a viewer receives for a one-paragraph edit of a 50-page document, with and
   without html-patch.
 - storm: N viewers connect at once; time until all hold the current document.
@@ -318,8 +320,11 @@ def percentile(values, share):
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-async def measure_latency(target, viewers_count, updates, pages, elsewhere=False):
-    """Word on the first process; its viewers spread over all, or (`elsewhere`) on the others only."""
+async def measure_latency(target, viewers_count, updates, pages, elsewhere=False, gap=0.0):
+    """Word on the first process; its viewers spread over all, or (`elsewhere`) on the others only.
+
+    Each update is sent `gap` seconds after the one before is held.
+    """
     session = await asyncio.to_thread(target.create_session)
     viewers = Viewers(target.ws_urls[1:] if elsewhere else target.ws_urls, session, viewers_count)
     async with Word(target.ws_urls[0], session) as word:
@@ -329,6 +334,7 @@ async def measure_latency(target, viewers_count, updates, pages, elsewhere=False
         latencies, echoes = [], []
         for update in range(updates):
             html = html_document(pages, marker=f"update {update}", edited=update % (pages * 10))
+            await asyncio.sleep(gap)
             started = loop.time()
             version = await word.publish(html)
             echoed = loop.time()
@@ -521,6 +527,9 @@ def main():
     parser.add_argument("--storm-viewers", default="1000,5000", help="viewer counts of the storm scenario")
     parser.add_argument("--targets", default="memory,redis-1,redis-2,baseline")
     parser.add_argument(
+        "--gap", type=float, default=0.0, metavar="MS", help="latency: wait this long between updates"
+    )
+    parser.add_argument(
         "--code", type=Path, default=ROOT, help="serve collab from this checkout (to compare two trees)"
     )
     parser.add_argument(
@@ -549,7 +558,8 @@ def main():
             if "latency" in args.scenarios:
                 for count in counts:
                     result = attempt(
-                        f"latency N={count}", measure_latency(target, count, updates[count], pages=5)
+                        f"latency N={count}",
+                        measure_latency(target, count, updates[count], pages=5, gap=args.gap / 1000),
                     )
                     if result is None:
                         continue
@@ -562,7 +572,10 @@ def main():
                 if len(target.ws_urls) > 1 and 1 in counts:
                     # The fixed cost as a viewer on another process than Word's sees it.
                     label = "latency N=1 on another process"
-                    result = attempt(label, measure_latency(target, 1, updates[1], pages=5, elsewhere=True))
+                    result = attempt(
+                        label,
+                        measure_latency(target, 1, updates[1], pages=5, elsewhere=True, gap=args.gap / 1000),
+                    )
                     if result is not None:
                         results["latency", name, "1, elsewhere"] = result
                         print(f"{label}: p50 {result['p50']:.1f} ms", flush=True)
