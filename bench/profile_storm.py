@@ -61,7 +61,10 @@ async def updates(target, count):
 
 
 def top_entries(speedscope, limit):
-    """(own, total) sample counts per function over every sampled stack, the most first."""
+    """Seconds sampled, and (own, total) seconds per function over every sampled stack, the most first.
+
+    py-spy's speedscope profiles weigh each sample by the time it stands for.
+    """
     frames = speedscope["shared"]["frames"]
     own, total = collections.Counter(), collections.Counter()
     samples = 0
@@ -102,7 +105,9 @@ def main():
         target.stop()
     samples, own, total = top_entries(json.loads(output.read_text()), args.top)
     what = "90 updates to one viewer" if args.update else f"{args.storms} storms of {args.viewers} viewers"
-    print(f"collab from {args.code.resolve()}, {args.layer} layer, {what}: {samples} samples ({output})")
+    print(
+        f"collab from {args.code.resolve()}, {args.layer} layer, {what}: {samples:.2f} s sampled ({output})"
+    )
     for title, entries in (("own time", own), ("total time", total)):
         print(f"\nTop by {title}:")
         for name, count in entries:
