@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any
 
 from .converting import convert_payload, payload_kind
@@ -38,6 +39,8 @@ _USAGE_HALF_LIFE_SECONDS = 60.0
 # A fresh worker imports mammoth and nh3; on a loaded machine that can take seconds.
 _STARTUP_SECONDS = 30.0
 _EXIT_SECONDS = 2.0
+# A job this small fits in the empty socket buffer of a worker's pipe, so sending it cannot block.
+_SEND_AT_ONCE_BYTES = 64 * 1024
 _WORKER_RECURSION_LIMIT = 20_000
 _KEPT_OWNERS = 10_000  # owners a worker is remembered to keep, at most
 # What a worker is asked to do: convert a payload to HTML, or make a .docx of HTML.
@@ -306,14 +309,18 @@ class _Worker:
         converting = kind == _CONVERT
         if converting:
             self.kept.pop(owner, None)  # kept again below only if this conversion succeeds
+
+        def out_of_time():
+            now = time.monotonic()
+            if now >= deadline:
+                raise ConversionError(TIMED_OUT)
+            if must_make_way(now - started):
+                raise ConversionError(BUSY)
+
         try:
-            self.connection.send((kind, arguments, owner, limits))
+            self._send(ForkingPickler.dumps((kind, arguments, owner, limits)), deadline, out_of_time)
             while not self.connection.poll(min(max(deadline - time.monotonic(), 0), _POLL_SECONDS)):
-                now = time.monotonic()
-                if now >= deadline:
-                    raise ConversionError(TIMED_OUT)
-                if must_make_way(now - started):
-                    raise ConversionError(BUSY)
+                out_of_time()
             status, value = self.connection.recv()
         except (EOFError, OSError, ValueError, TypeError) as error:
             raise ConversionError(WORKER_FAILED) from error
@@ -324,6 +331,39 @@ class _Worker:
                     self.kept.popitem(last=False)
             return value
         raise ConversionError(value)
+
+    def _send(self, job: bytes, deadline: float, out_of_time) -> None:
+        """Send a pickled job; a worker that stops reading it counts as one that stops converting.
+
+        A job larger than the pipe's buffer blocks its sender until the worker has read it: a
+        worker that hangs meanwhile would hold this thread past any deadline. Such a job goes
+        from a thread of its own, and `out_of_time` (which raises) is asked meanwhile; the
+        worker is killed then, which ends the send.
+        """
+        if len(job) <= _SEND_AT_ONCE_BYTES:
+            self.connection.send_bytes(job)
+            return
+        failed: list[BaseException] = []
+
+        def send():
+            try:
+                self.connection.send_bytes(job)
+            except BaseException as error:  # raised again in the converting thread
+                failed.append(error)
+
+        sender = threading.Thread(target=send, name="conversion-send", daemon=True)
+        sender.start()
+        try:
+            while sender.is_alive():
+                sender.join(min(max(deadline - time.monotonic(), 0), _POLL_SECONDS))
+                if sender.is_alive():
+                    out_of_time()
+        except ConversionError:
+            self.kill()
+            sender.join(_EXIT_SECONDS)
+            raise
+        if failed:
+            raise failed[0]
 
     def kill(self) -> None:
         if self.process.is_alive():

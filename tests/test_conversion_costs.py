@@ -439,6 +439,27 @@ async def test_two_sessions_with_stuck_conversions_do_not_hold_a_third_back():
         await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 30)
 
 
+async def test_a_worker_that_hangs_before_reading_a_large_job_times_out_and_is_replaced():
+    # The job is larger than the pipe's buffer: its send waits for a worker that never reads.
+    pool = ConversionPool(workers=1, limits=Limits(timeout_seconds=2), share_seconds=30)
+    pids = []
+    try:
+        await pool.convert(documents.flat_opc("warm up"), "ooxml", owner="s")
+        pids = pool.pids
+        os.kill(pids[0], signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(ConversionError) as refused:
+            await asyncio.wait_for(pool.convert(_slow_document(), "docx", owner="s"), 30)
+        assert refused.value.reason == "conversion timed out"
+        assert time.monotonic() - started < 15
+        plain = await asyncio.wait_for(pool.convert(documents.flat_opc("after"), "ooxml", owner="s"), 60)
+        assert plain.html == "<p>after</p>"
+        assert pids[0] not in pool.pids
+    finally:
+        _release(pids)
+        pool.close()
+
+
 async def test_a_session_alone_keeps_its_worker_up_to_the_timeout():
     pool = ConversionPool(workers=1, limits=Limits(timeout_seconds=3), share_seconds=0.5)
     pids = []
