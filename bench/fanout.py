@@ -334,7 +334,8 @@ async def measure_latency(target, viewers_count, updates, pages, elsewhere=False
         latencies, echoes = [], []
         for update in range(updates):
             html = html_document(pages, marker=f"update {update}", edited=update % (pages * 10))
-            await asyncio.sleep(gap)
+            if gap:
+                await asyncio.sleep(gap)
             started = loop.time()
             version = await word.publish(html)
             echoed = loop.time()

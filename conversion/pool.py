@@ -268,6 +268,11 @@ class ConversionPool:
         worker.stop()
 
 
+def _next_wait(deadline: float) -> float:
+    """How long to wait for a worker before looking at the deadline and the fair share again."""
+    return min(max(deadline - time.monotonic(), 0), _POLL_SECONDS)
+
+
 @dataclass(eq=False)
 class _Job:
     """One job (a conversion, or a .docx made of HTML), waiting for a worker or running."""
@@ -319,7 +324,7 @@ class _Worker:
 
         try:
             self._send(ForkingPickler.dumps((kind, arguments, owner, limits)), deadline, out_of_time)
-            while not self.connection.poll(min(max(deadline - time.monotonic(), 0), _POLL_SECONDS)):
+            while not self.connection.poll(_next_wait(deadline)):
                 out_of_time()
             status, value = self.connection.recv()
         except (EOFError, OSError, ValueError, TypeError) as error:
@@ -355,7 +360,7 @@ class _Worker:
         sender.start()
         try:
             while sender.is_alive():
-                sender.join(min(max(deadline - time.monotonic(), 0), _POLL_SECONDS))
+                sender.join(_next_wait(deadline))
                 if sender.is_alive():
                     out_of_time()
         except ConversionError:
